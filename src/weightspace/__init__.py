@@ -1,0 +1,3 @@
+"""weightspace: reproducing five papers on neural-network weight space."""
+
+__version__ = "0.1.0"
