@@ -1,0 +1,51 @@
+# Helpers only: config validation and access, the target registry, code hashes, paths.
+from pathlib import Path
+
+from weightspace.pipeline.codehash import source_hash
+from weightspace.pipeline.config import config_slice_json, validate_config
+from weightspace.pipeline.registry import load_registry
+from weightspace.data.torchvision_sets import check_dataset_available
+
+validate_config(config)
+
+REGISTRY = load_registry()
+RUN = f"{config['results_dir']}/{config['run_name']}"
+REPO = workflow.basedir
+
+
+wildcard_constraints:
+    chunk=r"\d+",
+
+
+def cfg(*keys):
+    """Canonical JSON of the named config slices (dotted keys): a rule param, so that a
+    change of exactly these keys reruns the rule and nothing else."""
+    return config_slice_json(config, keys)
+
+
+def code(*modules):
+    """Hash of the sources of the named weightspace modules: a rule param, so that editing
+    the science code a rule uses reruns it (Snakemake does not track src/ by itself)."""
+    return source_hash(SRC, modules)
+
+
+def logfile(rule, stem="job"):
+    return f"{RUN}/logs/{rule}/{stem}.log"
+
+
+def benchfile(rule, stem="job"):
+    return f"{RUN}/benchmarks/{rule}/{stem}.tsv"
+
+
+def torchvision_available(wildcards):
+    """Input function: stops the DAG (before any job runs) when a torchvision data set is
+    missing under data.root and may not be downloaded."""
+    check_dataset_available(
+        wildcards.dataset, config["data"]["root"], config["data"]["download"]
+    )
+    return []
+
+
+def run_dir_of(wildcards, output):
+    """results/<run_name>/ derived from a rule's output under results/<run_name>/<folder>/."""
+    return str(Path(output[0]).parent.parent)

@@ -1,0 +1,58 @@
+# The HTML report, and the verifiable reproducibility archive of the run.
+
+REPORT = f"{RUN}/report/report.html"
+ARCHIVE = f"{RUN}/archive/{config['run_name']}.tar.gz"
+CODE_SNAPSHOT = [
+    "Snakefile",
+    "rules",
+    "workflow",
+    "config",
+    "profiles",
+    "envs",
+    "src",
+    "pyproject.toml",
+    "Makefile",
+    "README.md",
+]
+
+
+rule report:
+    input:
+        ALL_OUTPUTS,
+    output:
+        html=REPORT,
+    log:
+        logfile("report"),
+    benchmark:
+        benchfile("report")
+    localrule: True
+    conda:
+        "../envs/weightspace.yaml"
+    params:
+        config=cfg("run_name", "scale"),
+        code=code("weightspace.pipeline", "weightspace.provenance"),
+        run_dir=run_dir_of,
+    script:
+        "../workflow/scripts/build_report.py"
+
+
+rule archive:
+    input:
+        ALL_OUTPUTS,
+        REPORT,
+    output:
+        ARCHIVE,
+    log:
+        logfile("archive"),
+    benchmark:
+        benchfile("archive")
+    localrule: True
+    conda:
+        "../envs/weightspace.yaml"
+    params:
+        code=code("weightspace.archive"),
+        run_dir=run_dir_of,
+        snapshot=CODE_SNAPSHOT,
+        repo=REPO,
+    script:
+        "../workflow/scripts/build_archive.py"

