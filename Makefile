@@ -25,8 +25,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# Regenerate the README target table; with results/quick present, take its reproduced claims.
 readme: install
-	$(BIN)/python -m weightspace.pipeline.registry
+	$(BIN)/python -m weightspace.pipeline.registry $(if $(wildcard results/quick),--claims results/quick)
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
