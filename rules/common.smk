@@ -1,4 +1,5 @@
 # Helpers only: config validation and access, the target registry, code hashes, paths.
+import os
 from pathlib import Path
 
 from weightspace.pipeline.codehash import source_hash
@@ -49,3 +50,13 @@ def torchvision_available(wildcards):
 def run_dir_of(wildcards, output):
     """results/<run_name>/ derived from a rule's output under results/<run_name>/<folder>/."""
     return str(Path(output[0]).parent.parent)
+
+
+def gpu_resources(n=1, **other):
+    """Resources of a job that wants `n` GPUs: the `gpu` count and, on SLURM, the GPU partition
+    (WEIGHTSPACE_GPU_PARTITION, default `gpu`). n == 0 gives an ordinary CPU job.
+    See profiles/README.md."""
+    if not n:
+        return other
+    partition = os.environ.get("WEIGHTSPACE_GPU_PARTITION") or "gpu"
+    return {"gpu": n, "slurm_partition": partition, **other}
