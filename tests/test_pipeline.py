@@ -115,3 +115,12 @@ def test_source_hash_tracks_exactly_its_modules(tmp_path):
     assert source_hash(tmp_path, ["weightspace.relu.kinks"]) != before
     with pytest.raises(FileNotFoundError, match="weightspace.nope"):
         source_hash(tmp_path, ["weightspace.nope"])
+
+
+def test_conda_environment_has_the_same_pins_as_pyproject():
+    import tomllib
+
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((ROOT / "envs" / "weightspace.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(pip) == sorted(pins)
