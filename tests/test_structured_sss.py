@@ -1,0 +1,388 @@
+"""SSS realisation, low-rank approximation and the structured layers (structured paper, §3.1, §3.2, §4, §13)."""
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from weightspace.structured import (
+    LowRankLayer,
+    SSSLayer,
+    approximate_low_rank,
+    approximate_sss,
+    approximate_sss_search,
+    identify_sss,
+    low_rank_rank,
+    max_state_dim,
+    param_budget,
+    random_realisation,
+    sss_param_count,
+    stage_grid,
+    stage_sizes,
+)
+
+# Round-off bound for exact recoveries: a few hundred ulps of float64 relative to ‖W‖_F. The test
+# matrices have orthonormal transitions, so the Hankel blocks are well conditioned and no error
+# amplification beyond that is expected; a truncation error is orders of magnitude larger.
+ROUNDOFF = 1e-12
+
+
+def rel_err(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def exact_sss(rows, cols, n_stages, state_dim, seed):
+    rng = np.random.default_rng(seed)
+    real = random_realisation(stage_sizes(cols, n_stages), stage_sizes(rows, n_stages), state_dim, rng)
+    return real, real.to_dense()
+
+
+# ------------------------------------------------------------------------------------------------
+# partition and budget arithmetic
+
+
+def test_stage_sizes_near_equal_first_ones_larger():
+    assert stage_sizes(2048, 50).tolist() == [41] * 48 + [40] * 2
+    assert stage_sizes(100, 50).tolist() == [2] * 50
+    assert stage_sizes(10, 4).tolist() == [3, 3, 2, 2]
+    assert stage_sizes(3, 5).tolist() == [1, 1, 1, 0, 0]  # more stages than entries: empty stages
+
+
+def test_param_count_formula_matches_spec():
+    for d in range(0, 8):
+        assert sss_param_count((300, 300), 30, d) == 3000 + 1200 * d + 56 * d * d
+        assert sss_param_count((100, 2048), 50, d) == 4096 + 4296 * d + 96 * d * d
+    assert sss_param_count((300, 300), 30, 5) == 10_400
+    assert sss_param_count((300, 300), 30, 3) == 7_104
+    # The exact count drops the B, C, F, G, A, E blocks of the empty boundary states.
+    assert sss_param_count((300, 300), 30, 5, exact=True) < sss_param_count((300, 300), 30, 5)
+
+
+def test_budget_rule_square_matches_spec():
+    shares = [0.1, 0.2, 0.3, 0.4, 0.5]
+    budgets = [param_budget((300, 300), s) for s in shares]
+    assert [max_state_dim((300, 300), 30, b) for b in budgets] == [4, 8, 12, 15, 18]
+    assert [max_state_dim((300, 300), 30, b, esann_off_by_one=True) for b in budgets] == [5, 9, 13, 16, 19]
+    assert [low_rank_rank((300, 300), b) for b in budgets] == [15, 30, 45, 60, 75]
+
+
+def test_budget_rule_last_layer_matches_spec():
+    shares = [0.05, 0.1, 0.2, 0.3]
+    budgets = [param_budget((100, 2048), s) for s in shares]
+    assert [max_state_dim((100, 2048), 50, b) for b in budgets] == [1, 3, 7, 10]
+    assert [low_rank_rank((100, 2048), b) for b in budgets] == [4, 9, 19, 28]
+    assert max_state_dim((100, 2048), 50, param_budget((100, 2048), 0.01)) == 0
+
+
+@pytest.mark.parametrize("shape", [(31, 20), (20, 31), (20, 20), (64, 200), (14, 76)])
+@pytest.mark.parametrize("share", [0.05, 0.1, 0.2, 0.5, 0.9])
+def test_counts_never_exceed_budget(shape, share):
+    rng = np.random.default_rng([*shape, round(share * 100)])
+    weight = rng.uniform(-1, 1, size=shape)
+    budget = param_budget(shape, share)
+    for n_stages in (2, 4, 10):
+        approx = approximate_sss(weight, share, n_stages)
+        assert approx.n_params <= budget and approx.info["n_stored"] <= approx.n_params
+        if approx.structure is not None:
+            assert approx.n_params < budget  # strict rule
+            assert approx.structure.max_state_dim <= approx.info["state_dim"]
+            layer = SSSLayer.from_approximation(approx, bias=np.zeros(shape[0]), dtype=torch.float64)
+            assert layer.n_weight_params() == approx.info["n_stored"] <= budget
+            assert layer.n_params(include_bias=True) == layer.n_weight_params() + shape[0]
+        exact = approximate_sss(weight, share, n_stages, exact_count=True)
+        assert exact.n_params <= budget and exact.info["n_stored"] <= exact.n_params
+        off = approximate_sss(weight, share, n_stages, esann_off_by_one=True)
+        # The ESANN loop stops at the first d whose (conservative) count reaches the budget.
+        assert off.info["state_dim"] == approx.info["state_dim"] + 1 or off.info["state_dim"] == 0
+        assert off.n_params >= budget
+    lr = approximate_low_rank(weight, share)
+    assert lr.n_params <= budget
+    assert LowRankLayer.from_approximation(lr).n_weight_params() == lr.n_params
+
+
+def test_zero_matrix_when_no_state_fits():
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((100, 2048))
+    approx = approximate_sss(weight, 0.01, 50)
+    assert approx.structure is None and approx.n_params == 0 and not approx.dense.any()
+    bias = rng.standard_normal(100)
+    layer = SSSLayer.from_approximation(approx, bias=bias, dtype=torch.float64)
+    assert layer.n_weight_params() == 0
+    out = layer(torch.randn(3, 2048, dtype=torch.float64))
+    assert torch.equal(out, torch.from_numpy(bias).expand(3, 100))
+    # The ESANN-era choice d = 0 kept the block-diagonal D blocks (over budget).
+    small = rng.standard_normal((10, 200))
+    off = approximate_sss(small, 0.01, 5, esann_off_by_one=True)
+    assert off.info["state_dim"] == 0 and off.n_params == 400
+    block_diag = np.zeros_like(small)
+    for k in range(5):
+        block_diag[2 * k:2 * k + 2, 40 * k:40 * k + 40] = small[2 * k:2 * k + 2, 40 * k:40 * k + 40]
+    assert np.array_equal(off.dense, block_diag)
+
+
+# ------------------------------------------------------------------------------------------------
+# identification
+
+
+def test_recovers_exact_sss_matrix_at_its_state_dimension_and_not_below():
+    real, weight = exact_sss(60, 80, 6, 4, seed=0)
+    assert real.causal_dims == (0, 4, 4, 4, 4, 4, 0) and real.anticausal_dims == real.causal_dims
+    for d in (4, 5, 8, None):
+        assert rel_err(identify_sss(weight, 6, d).to_dense(), weight) < ROUNDOFF
+    below = identify_sss(weight, 6, 3)
+    assert max(below.causal_dims + below.anticausal_dims) == 3
+    assert rel_err(below.to_dense(), weight) > 1e-3
+    # Hankel singular values reveal the state dimension: the 5th is round-off.
+    for sv in identify_sss(weight, 6).causal_hankel_sv:
+        assert sv[4] < ROUNDOFF * sv[0] and sv[3] > 1e-3 * sv[0]
+
+
+def test_spec_square_case_sss_recovers_low_rank_does_not():
+    _, weight = exact_sss(300, 300, 30, 5, seed=3)
+    share = 0.116  # B = 10,440 >= 10,400 = count(5): d = 5 fits
+    approx = approximate_sss(weight, share, 30)
+    assert approx.info["state_dim"] == 5 and approx.n_params == 10_400
+    assert approx.relative_error(weight) < ROUNDOFF
+    assert approximate_sss(weight, 0.1, 30).relative_error(weight) > 1e-2  # d = 4
+    lr = approximate_low_rank(weight, share)
+    assert lr.info["rank"] == 17 and lr.relative_error(weight) > 1e-2
+
+
+def test_any_matrix_exact_without_state_cap_and_diagonal_blocks_copied():
+    rng = np.random.default_rng(5)
+    weight = rng.uniform(-1, 1, size=(20, 16))
+    real = identify_sss(weight, 4)
+    assert rel_err(real.to_dense(), weight) < ROUNDOFF
+    for k in range(4):
+        assert np.array_equal(real.D[k], weight[5 * k:5 * k + 5, 4 * k:4 * k + 4])
+
+
+def test_truncated_realisation_has_bounded_hankel_ranks():
+    rng = np.random.default_rng(6)
+    weight = rng.standard_normal((40, 50))
+    approx = identify_sss(weight, 5, 3).to_dense()
+    rows, cols = np.cumsum(stage_sizes(40, 5)), np.cumsum(stage_sizes(50, 5))
+    for b in range(4):
+        for block in (approx[rows[b]:, :cols[b]], approx[:rows[b], cols[b]:]):
+            sv = np.linalg.svd(block, compute_uv=False)
+            assert np.sum(sv > 1e-10 * sv[0]) <= 3
+
+
+def test_stage_recursion_equals_dense():
+    real, weight = exact_sss(33, 47, 5, 3, seed=7)
+    u = np.random.default_rng(8).standard_normal((47, 4))
+    assert np.allclose(real.apply(u), weight @ u, rtol=0, atol=1e-12)
+
+
+def test_errors_non_increasing_in_share():
+    rng = np.random.default_rng(9)
+    weight = rng.uniform(-1, 1, size=(60, 60))
+    shares = np.linspace(0.1, 0.9, 9)
+    for errors in ([approximate_sss(weight, s, 6).relative_error(weight) for s in shares],
+                   [approximate_low_rank(weight, s).relative_error(weight) for s in shares]):
+        assert all(b <= a + 1e-12 for a, b in zip(errors, errors[1:]))
+
+
+def test_search_wrapper_keeps_best_stage_count():
+    assert stage_grid((300, 300), 5) == [30, 60, 90, 120, 150]
+    assert stage_grid((100, 2048), 2) == [10, 50]
+    _, weight = exact_sss(100, 100, 10, 2, seed=10)
+    best = approximate_sss_search(weight, 0.3, n_steps=2)
+    errors = {k: err for k, _, err in best.info["search"]}
+    assert set(errors) == {10, 50}
+    assert best.info["n_stages"] == min(errors, key=errors.get) == 10
+    assert best.relative_error(weight) < ROUNDOFF  # 10 stages match the generating partition
+
+
+def test_low_rank_exact_at_rank_and_optimal_below():
+    rng = np.random.default_rng(11)
+    weight = rng.standard_normal((26, 4)) @ rng.standard_normal((4, 17))
+    share = 4 * (26 + 17) / weight.size + 1e-6
+    approx = approximate_low_rank(weight, share)
+    assert approx.info["rank"] == 4 and approx.n_params == 4 * 43
+    assert rel_err(approx.dense, weight) < ROUNDOFF
+    lower = approximate_low_rank(weight, 3 * 43 / weight.size + 1e-6)
+    sv = np.linalg.svd(weight, compute_uv=False)
+    assert lower.error(weight) == pytest.approx(sv[3], rel=1e-10)  # Eckart–Young
+
+
+# ------------------------------------------------------------------------------------------------
+# layers
+
+
+def _check_layer(real, bias, batch, chunk, grad):
+    rows, cols = real.shape
+    layer = SSSLayer.from_realisation(real, bias=bias, dtype=torch.float64, scan_chunk=chunk)
+    u = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, cols)))
+    expected = u.numpy() @ real.to_dense().T + bias
+    with torch.set_grad_enabled(grad):
+        out = layer(u)
+    assert out.shape == (batch, rows)
+    assert np.abs(out.detach().numpy() - expected).max() < ROUNDOFF * np.abs(expected).max()
+    ref = layer.forward_reference(u).detach().numpy()
+    assert np.abs(ref - expected).max() < ROUNDOFF * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("shape,n_stages,state_dim", [((60, 80), 6, 4), ((64, 64), 8, 3), ((14, 76), 10, 2)])
+@pytest.mark.parametrize("batch", [1, 7, 20])
+def test_sss_layer_equals_dense_product(shape, n_stages, state_dim, batch):
+    real, _ = exact_sss(*shape, n_stages, state_dim, seed=batch)
+    bias = np.random.default_rng(99).standard_normal(shape[0])
+    # Auto schedule (chunked with cached operators for small batches, direct otherwise), with and
+    # without autograd, and forced chunk lengths including ones that do not divide K - 1.
+    for chunk, grad in ((None, False), (None, True), (2, True), (3, False), (100, False)):
+        _check_layer(real, bias, batch, chunk, grad)
+
+
+def test_sss_layer_spec_case_float32():
+    rng = np.random.default_rng(12)
+    weight = rng.uniform(-1, 1, size=(14, 76))
+    bias = rng.uniform(-1, 1, size=14)
+    approx = approximate_sss(weight, 0.5, 10)
+    layer = SSSLayer.from_approximation(approx, bias=bias)
+    u = torch.from_numpy(rng.uniform(-1, 1, size=(5, 76))).float()
+    expected = u.double().numpy() @ approx.dense.T + bias
+    assert np.abs(layer(u).detach().numpy() - expected).max() < 1e-5
+
+
+def test_sss_layer_gradients_match_reference_and_finite_differences():
+    real, _ = exact_sss(12, 15, 5, 2, seed=13)
+    for chunk in (None, 2):
+        layer = SSSLayer.from_realisation(real, bias=np.ones(12), dtype=torch.float64, scan_chunk=chunk)
+        u = torch.randn(3, 15, dtype=torch.float64, requires_grad=True)
+        params = [u] + list(layer.parameters())
+        gout = torch.randn(3, 12, dtype=torch.float64)
+        fast = torch.autograd.grad(layer(u), params, gout)
+        ref = torch.autograd.grad(layer.forward_reference(u), params, gout)
+        for a, b in zip(fast, ref):
+            assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+        def f(x, w_in, trans, w_out):
+            values = {"w_in": w_in, "trans": trans, "w_out": w_out, "bias": layer.bias}
+            return torch.func.functional_call(layer, values, (x,))
+
+        inputs = [t.detach().clone().requires_grad_() for t in (u, layer.w_in, layer.trans, layer.w_out)]
+        assert torch.autograd.gradcheck(f, inputs)
+
+
+def test_cached_scan_operators_follow_parameter_changes():
+    real, weight = exact_sss(30, 40, 10, 3, seed=14)
+    layer = SSSLayer.from_realisation(real, dtype=torch.float64)
+    u = torch.randn(1, 40, dtype=torch.float64)
+    with torch.no_grad():
+        layer(u)  # builds the cached operators
+        layer.trans.data.mul_(0.5)  # a write that bypasses the version counter
+        assert torch.allclose(layer(u), layer.forward_reference(u), rtol=0, atol=1e-12)
+        assert not torch.allclose(layer(u), u @ torch.from_numpy(weight).T, rtol=0, atol=1e-6)
+
+
+def test_layers_rebuild_from_approximations():
+    rng = np.random.default_rng(15)
+    weight = rng.uniform(-1, 1, size=(50, 50))
+    bias = rng.uniform(-1, 1, size=50)
+    u = rng.standard_normal((4, 50))
+    for approx, cls in ((approximate_sss(weight, 0.4, 5), SSSLayer), (approximate_low_rank(weight, 0.4), LowRankLayer)):
+        layer = cls.from_approximation(approx, bias=bias, dtype=torch.float64)
+        assert np.abs(layer.to_dense().numpy() - approx.dense).max() < ROUNDOFF
+        out = layer(torch.from_numpy(u)).detach().numpy()
+        assert np.abs(out - (u @ approx.dense.T + bias)).max() < ROUNDOFF * 10
+    sss = SSSLayer.from_approximation(approximate_sss(weight, 0.4, 5), dtype=torch.float64)
+    rebuilt = SSSLayer.from_realisation(sss.realisation(), dtype=torch.float64)
+    assert torch.equal(rebuilt.to_dense(), sss.to_dense())
+
+
+def _train(layer, x, y, steps=30):
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(layer(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_layers_train_on_regression():
+    gen = torch.Generator().manual_seed(16)
+    x = torch.randn(128, 37, generator=gen)
+    y = x @ torch.randn(37, 23, generator=gen) / 6 + 0.5
+    rng = np.random.default_rng(17)
+    init = rng.uniform(-1, 1, size=(23, 37)) / np.sqrt(37)
+    # 37 inputs and 23 outputs do not split evenly into 7 stages: the padded layout is exercised.
+    sss = SSSLayer.from_dense(init, 0.6, 7, bias=True)
+    lr = LowRankLayer.from_dense(init, 0.6, bias=True)
+    for layer in (sss, lr):
+        losses = _train(layer, x, y)
+        assert losses[-1] < 0.5 * losses[0]
+    # Padding entries got zero gradients, so the extracted realisation is still the whole layer.
+    with torch.no_grad():
+        expected = x.double().numpy() @ sss.realisation().to_dense().T + sss.bias.double().numpy()
+        assert np.abs(sss(x).double().numpy() - expected).max() < 1e-4
+
+
+def test_more_stages_than_rows_gives_empty_stages():
+    rng = np.random.default_rng(18)
+    weight = rng.standard_normal((10, 200))
+    approx = approximate_sss(weight, 0.5, 50)  # 40 stages without outputs
+    assert approx.structure.dims_out.count(0) == 40
+    layer = SSSLayer.from_approximation(approx, bias=np.zeros(10), dtype=torch.float64)
+    u = torch.from_numpy(rng.standard_normal((3, 200)))
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert np.abs(layer(u).detach().numpy() - u.numpy() @ approx.dense.T).max() < ROUNDOFF
+
+
+def test_small_batch_training_and_repeated_evaluation_stay_exact():
+    # At batch 1 the schedule switches between the direct recursion (while the transitions change)
+    # and the chunked scan with cached operators (once they are unchanged between calls).
+    real, _ = exact_sss(40, 40, 10, 3, seed=19)
+    layer = SSSLayer.from_realisation(real, bias=True, dtype=torch.float64)
+    opt = torch.optim.SGD(layer.parameters(), lr=1e-2)
+    u = torch.randn(1, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(20))
+    for step in range(6):
+        out = layer(u)
+        ref = layer.forward_reference(u)
+        assert torch.allclose(out, ref, rtol=0, atol=1e-12)
+        grads = torch.autograd.grad(out.square().mean(), list(layer.parameters()))
+        ref_grads = torch.autograd.grad(ref.square().mean(), list(layer.parameters()))
+        assert all(torch.allclose(a, b, rtol=0, atol=1e-11) for a, b in zip(grads, ref_grads))
+        if step < 3:  # three updates, then three evaluations of fixed weights
+            for param, g in zip(layer.parameters(), grads):
+                param.grad = g
+            opt.step()
+    assert layer._ops_cache is not None  # the fixed weights got the cached operators
+
+
+def test_layer_copies_and_pickles_after_use():
+    real, _ = exact_sss(32, 32, 4, 2, seed=21)
+    layer = SSSLayer.from_realisation(real, bias=True)
+    x = torch.randn(20, 32)
+    with torch.no_grad():
+        expected = layer(x)  # leaves inference buffers and cached operators behind
+        layer(x[:1])
+    saved = io.BytesIO()
+    torch.save(layer, saved)
+    saved.seek(0)
+    for clone in (copy.deepcopy(layer), torch.load(saved, weights_only=False)):
+        with torch.no_grad():
+            assert torch.equal(clone(x), expected)
+
+
+def test_inference_mode_then_no_grad_then_training():
+    # Reused inference buffers and cached operators must not leak across autograd modes.
+    real, weight = exact_sss(32, 32, 8, 2, seed=22)
+    layer = SSSLayer.from_realisation(real, bias=True, dtype=torch.float64)
+    x = torch.randn(20, 32, dtype=torch.float64)
+    expected = x @ torch.from_numpy(weight).T
+    for rows in (20, 1):
+        with torch.inference_mode():
+            a = layer(x[:rows])
+        with torch.no_grad():
+            b = layer(x[:rows])
+        c = layer(x[:rows])
+        for out in (a, b, c):
+            assert torch.allclose(out, expected[:rows], rtol=0, atol=1e-12)
+        c.sum().backward()
