@@ -4,6 +4,7 @@ from pathlib import Path
 
 from weightspace.pipeline.codehash import source_hash
 from weightspace.pipeline.config import config_slice_json, validate_config
+from weightspace.provenance.atomic import canonical_json
 from weightspace.pipeline.registry import load_registry
 from weightspace.data.torchvision_sets import check_dataset_available
 
@@ -60,3 +61,42 @@ def gpu_resources(n=1, **other):
         return other
     partition = os.environ.get("WEIGHTSPACE_GPU_PARTITION") or "gpu"
     return {"gpu": n, "slurm_partition": partition, **other}
+
+
+# --- relu_fig_mc: chunks of the 1-D Monte Carlo ------------------------------------------
+MC = config["relu"]["mc"]
+MC_VARIANTS = {v["name"]: v for v in MC["variants"]}
+if len(MC_VARIANTS) != len(MC["variants"]):
+    raise WorkflowError("relu.mc.variants: variant names must be unique")
+MC_CHUNKS = -(-MC["runs"] // MC["chunk_runs"])
+MC_DIR = f"{RUN}/relu/mc"
+# The Monte Carlo vectorises over networks: one GPU per job where the config allows one.
+MC_GPUS = 0 if config["device"] == "cpu" else 1
+
+
+def mc_offset_label(offset):
+    return f"{offset:g}"
+
+
+def mc_chunk_outputs():
+    return expand(
+        f"{MC_DIR}/{{variant}}/offset{{offset}}/m{{width}}/chunk{{chunk}}.json",
+        variant=MC_VARIANTS,
+        offset=[mc_offset_label(o) for o in MC["offsets"]],
+        width=MC["widths"],
+        chunk=range(MC_CHUNKS),
+    )
+
+
+def mc_job_config(wildcards):
+    """Only what one chunk depends on: changing another variant reruns nothing here."""
+    chunk = int(wildcards.chunk)
+    return canonical_json(
+        {
+            "seed": config["seed"],
+            "device": config["device"],
+            "variant": MC_VARIANTS[wildcards.variant],
+            "runs": min(MC["chunk_runs"], MC["runs"] - chunk * MC["chunk_runs"]),
+            "checkpoint_every": MC["checkpoint_every"],
+        }
+    )

@@ -123,8 +123,9 @@ def _reproduced_cell(name: str, reproduced: dict) -> str:
     claims = reproduced.get(name)
     if not claims:
         return "not run yet"
-    return "; ".join(f"quick: {c['reproduced']} ({'holds' if c['holds'] else 'does not hold'})"
-                     for c in claims)
+    values = list(dict.fromkeys(c["reproduced"] for c in claims))
+    held = sum(bool(c["holds"]) for c in claims)
+    return f"quick: {'; '.join(values)} ({held} of {len(claims)} claims hold)"
 
 
 def readme_table(registry: Registry, reproduced: dict | None = None) -> str:
