@@ -1,6 +1,6 @@
 """Structured (SSS, low-rank, ...) weight matrices for last layers (Kissel & Diepold, ESANN 2022; survey 2023)."""
 
-from weightspace.structured.approximation import Approximation, param_budget
+from weightspace.structured.approximation import Approximation, param_budget, resolve_budget
 from weightspace.structured.layers import LowRankLayer, SSSLayer
 from weightspace.structured.low_rank import (
     LowRankFactors,
@@ -8,6 +8,15 @@ from weightspace.structured.low_rank import (
     low_rank_rank,
     truncated_svd_factors,
 )
+from weightspace.structured.displacement import approximate_ldr, approximate_toeplitz_like
+from weightspace.structured.hierarchical import (
+    approximate_hedlr,
+    approximate_hmat,
+    approximate_hmat_search,
+    approximate_hodlr,
+)
+from weightspace.structured.psm import approximate_psm, approximate_psm_search
+from weightspace.structured.structured_layers import HMatLayer, LDRLayer, PSMLayer, TLLayer
 from weightspace.structured.sss import (
     SSSRealisation,
     approximate_sss,
@@ -22,6 +31,19 @@ from weightspace.structured.sss import (
 
 __all__ = [
     "Approximation",
+    "HMatLayer",
+    "LDRLayer",
+    "PSMLayer",
+    "TLLayer",
+    "approximate_hedlr",
+    "approximate_hmat",
+    "approximate_hmat_search",
+    "approximate_hodlr",
+    "approximate_ldr",
+    "approximate_psm",
+    "approximate_psm_search",
+    "approximate_toeplitz_like",
+    "resolve_budget",
     "LowRankFactors",
     "LowRankLayer",
     "SSSLayer",
