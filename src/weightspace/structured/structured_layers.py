@@ -93,6 +93,15 @@ class _StructuredLayer(nn.Module):
         raise NotImplementedError
 
 
+    @classmethod
+    def from_random(cls, in_features: int, out_features: int, share: float, rng: np.random.Generator, *,
+                    bias: bool = True, dtype: torch.dtype = torch.float32, device=None, **options):
+        """The structured approximation of a Glorot-uniform matrix, with a Glorot-uniform bias (as the
+        original); square-only structures override this."""
+        weight = _glorot(rng, (out_features, in_features))
+        b = _glorot(rng, (1, out_features)).ravel() if bias else None
+        return cls.from_dense(weight, share, b, dtype=dtype, device=device, **options)
+
 def _has_bias(bias) -> bool:
     return bias is not None and bias is not False
 
@@ -150,13 +159,6 @@ class PSMLayer(_StructuredLayer):
         return cls.from_approximation(approximate_psm_search(as_matrix(weight), share, **options), bias=bias,
                                       dtype=dtype, device=device)
 
-    @classmethod
-    def from_random(cls, in_features: int, out_features: int, share: float, rng: np.random.Generator, *,
-                    bias: bool = True, dtype: torch.dtype = torch.float32, device=None, **options) -> "PSMLayer":
-        """PSM approximation of a Glorot-uniform matrix; a Glorot-uniform bias (as the original)."""
-        weight = _glorot(rng, (out_features, in_features))
-        b = _glorot(rng, (1, out_features)).ravel() if bias else None
-        return cls.from_dense(weight, share, b, dtype=dtype, device=device, **options)
 
     def _pattern(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, f"rows_{j}"), getattr(self, f"cols_{j}")
@@ -380,13 +382,6 @@ class HMatLayer(_StructuredLayer):
         return cls.from_approximation(approximate_hmat(as_matrix(weight), share, **options), bias=bias,
                                       dtype=dtype, device=device)
 
-    @classmethod
-    def from_random(cls, in_features: int, out_features: int, share: float, rng: np.random.Generator, *,
-                    bias: bool = True, dtype: torch.dtype = torch.float32, device=None, **options) -> "HMatLayer":
-        """H-matrix approximation of a Glorot-uniform matrix; a Glorot-uniform bias (as the original)."""
-        weight = _glorot(rng, (out_features, in_features))
-        b = _glorot(rng, (1, out_features)).ravel() if bias else None
-        return cls.from_dense(weight, share, b, dtype=dtype, device=device, **options)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self._check_input(u)
