@@ -7,30 +7,37 @@ Paper scale: `torchvision_dataset` (MNIST, Fashion-MNIST, CIFAR-10/100), `imagen
 
 from .checksums import array_checksum, file_checksums, sha256_directory_listing, sha256_file
 from .errors import DatasetIntegrityError, DatasetLayoutError, DatasetNotFoundError, PretrainedWeightsNotFoundError
-from .imagenet import ImageListDataset, ImageNetClass, check_imagenet_available, imagenet_folder, read_class_list
 from .normalization import NormalizationStats, fit_normalization, normalize_split
-from .pretrained import (
-    PretrainedSource,
-    check_pretrained_available,
-    hub_checkpoint_path,
-    load_pretrained,
-    pretrained_source,
-    resolve_weights,
-)
 from .quick import DIGITS_SEED, MNIST_SUBSET_SEED, digits, mnist_subset, stratified_split
 from .seeds import derive_seed, numpy_rng, seed_sequence, torch_generator
 from .splits import ArraySplit, tensor_dataset
 from .synthetic import random_image_split, random_images
-from .torchvision_sets import (
-    DATASET_NAMES,
-    canonical_name,
-    check_dataset_available,
-    dataset_folder,
-    files_used,
-    missing_files,
-    torchvision_dataset,
-)
-from .transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, TRANSFORM_NAMES, standard_transform
+
+# The paper-scale loaders import torchvision (seconds): loaded on first use, so that jobs which
+# only need seeds or the quick data start fast.
+_LAZY = {
+    "imagenet": ["ImageListDataset", "ImageNetClass", "check_imagenet_available", "imagenet_folder",
+                 "read_class_list"],
+    "pretrained": ["PretrainedSource", "check_pretrained_available", "hub_checkpoint_path",
+                   "load_pretrained", "pretrained_source", "resolve_weights"],
+    "torchvision_sets": ["DATASET_NAMES", "canonical_name", "check_dataset_available",
+                         "dataset_folder", "files_used", "missing_files", "torchvision_dataset"],
+    "transforms": ["CIFAR_MEAN", "CIFAR_STD", "IMAGENET_MEAN", "IMAGENET_STD", "TRANSFORM_NAMES",
+                   "standard_transform"],
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ArraySplit",
