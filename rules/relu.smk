@@ -124,3 +124,255 @@ rule relu_plot_mc:
         code=code("weightspace.plotting", "weightspace.relu.mc_summary"),
     script:
         "../workflow/scripts/plot_relu_mc.py"
+
+
+# --- relu_fig_star: the star data set, one job per (width, chunk of nets) -----------------
+rule relu_star_chunk:
+    output:
+        result=f"{STAR_DIR}/m{{width}}/chunk{{chunk}}.json",
+        record=f"{STAR_DIR}/m{{width}}/chunk{{chunk}}.record.json",
+    log:
+        logfile("relu_star_chunk", "m{width}_chunk{chunk}"),
+    benchmark:
+        benchfile("relu_star_chunk", "m{width}_chunk{chunk}")
+    wildcard_constraints:
+        width=r"\d+",
+    conda:
+        "../envs/weightspace.yaml"
+    threads: config["threads"]
+    resources:
+        **gpu_resources(RELU_GPUS, runtime=1440, mem_mb=8000),
+    params:
+        config=star_job_config,
+        code=code(
+            "weightspace.relu.star",
+            "weightspace.relu.batched",
+            "weightspace.relu.distributions",
+            "weightspace.relu.star_summary",
+        ),
+        checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
+    script:
+        "../workflow/scripts/relu_star_chunk.py"
+
+
+rule relu_star_aggregate:
+    input:
+        star_chunk_outputs(),
+    output:
+        csv=f"{STAR_DIR}/summary.csv",
+        record=f"{STAR_DIR}/summary.record.json",
+    log:
+        logfile("relu_star_aggregate"),
+    benchmark:
+        benchfile("relu_star_aggregate")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        config=cfg("relu.star"),
+        code=code("weightspace.relu.star", "weightspace.relu.star_summary"),
+    script:
+        "../workflow/scripts/relu_star_aggregate.py"
+
+
+rule relu_plot_star:
+    input:
+        csv=rules.relu_star_aggregate.output.csv,
+    output:
+        pdf=f"{RUN}/relu/relu_fig_star.pdf",
+        png=report(
+            f"{RUN}/relu/relu_fig_star.png",
+            caption="../workflow/report/relu_fig_star.rst",
+            category="Two-layer ReLU inconsistency",
+        ),
+        csv=f"{RUN}/relu/relu_fig_star.csv",
+        claims=f"{RUN}/relu/relu_fig_star.claims.json",
+    log:
+        logfile("relu_plot_star"),
+    benchmark:
+        benchfile("relu_plot_star")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        config=cfg("relu.star"),
+        code=code("weightspace.plotting", "weightspace.relu.star_summary"),
+    script:
+        "../workflow/scripts/plot_relu_star.py"
+
+
+# --- relu_fig_setups, relu_table_setups: one job per distribution -------------------------
+rule relu_setups_job:
+    output:
+        result=f"{SETUPS_DIR}/{{dist}}.json",
+        record=f"{SETUPS_DIR}/{{dist}}.record.json",
+    log:
+        logfile("relu_setups_job", "{dist}"),
+    benchmark:
+        benchfile("relu_setups_job", "{dist}")
+    wildcard_constraints:
+        dist=r"ex-distr|rad-distr-\d+",
+    conda:
+        "../envs/weightspace.yaml"
+    threads: config["threads"]
+    resources:
+        **gpu_resources(RELU_GPUS, runtime=1440, mem_mb=16000),
+    params:
+        config=setups_job_config,
+        code=code(
+            "weightspace.relu.setups",
+            "weightspace.relu.batched",
+            "weightspace.relu.distributions",
+        ),
+        checkpoint=lambda wc, output: output.result.replace(".json", ".partial.json"),
+    script:
+        "../workflow/scripts/relu_setups_job.py"
+
+
+rule relu_setups_aggregate:
+    input:
+        setups_job_outputs(),
+    output:
+        best=f"{SETUPS_DIR}/best.json",
+        csv=f"{SETUPS_DIR}/all_configurations.csv",
+        record=f"{SETUPS_DIR}/best.record.json",
+    log:
+        logfile("relu_setups_aggregate"),
+    benchmark:
+        benchfile("relu_setups_aggregate")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        config=cfg("relu.setups"),
+        code=code("weightspace.relu.setups", "weightspace.relu.setups_summary"),
+    script:
+        "../workflow/scripts/relu_setups_aggregate.py"
+
+
+rule relu_plot_setups:
+    input:
+        best=rules.relu_setups_aggregate.output.best,
+    output:
+        pdf=f"{RUN}/relu/relu_fig_setups.pdf",
+        png=report(
+            f"{RUN}/relu/relu_fig_setups.png",
+            caption="../workflow/report/relu_fig_setups.rst",
+            category="Two-layer ReLU inconsistency",
+        ),
+        csv=f"{RUN}/relu/relu_fig_setups.csv",
+        claims=f"{RUN}/relu/relu_fig_setups.claims.json",
+    log:
+        logfile("relu_plot_setups"),
+    benchmark:
+        benchfile("relu_plot_setups")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        config=cfg("relu.setups"),
+        code=code(
+            "weightspace.plotting",
+            "weightspace.relu.setups",
+            "weightspace.relu.setups_summary",
+        ),
+    script:
+        "../workflow/scripts/plot_relu_setups.py"
+
+
+rule relu_tabulate_setups:
+    input:
+        best=rules.relu_setups_aggregate.output.best,
+    output:
+        csv=f"{RUN}/relu/relu_table_setups.csv",
+        html=report(
+            f"{RUN}/relu/relu_table_setups.html",
+            caption="../workflow/report/relu_table_setups.rst",
+            category="Two-layer ReLU inconsistency",
+        ),
+        tex=f"{RUN}/relu/relu_table_setups.tex",
+        claims=f"{RUN}/relu/relu_table_setups.claims.json",
+    log:
+        logfile("relu_tabulate_setups"),
+    benchmark:
+        benchfile("relu_tabulate_setups")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        config=cfg("relu.setups"),
+        code=code("weightspace.relu.setups", "weightspace.relu.setups_summary"),
+    script:
+        "../workflow/scripts/table_relu_setups.py"
+
+
+# --- relu_fig_examples: 1-D example nets (best ex-distr lrs of the setups grid) -----------
+rule relu_examples:
+    input:
+        setups=f"{SETUPS_DIR}/ex-distr.json",
+    output:
+        result=f"{EXAMPLES_DIR}/examples.json",
+        record=f"{EXAMPLES_DIR}/examples.record.json",
+    log:
+        logfile("relu_examples"),
+    benchmark:
+        benchfile("relu_examples")
+    conda:
+        "../envs/weightspace.yaml"
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    params:
+        config=examples_job_config,
+        code=code(
+            "weightspace.relu.examples",
+            "weightspace.relu.setups",
+            "weightspace.relu.setups_summary",
+            "weightspace.relu.batched",
+            "weightspace.relu.distributions",
+            "weightspace.relu.criterion",
+        ),
+    script:
+        "../workflow/scripts/relu_examples.py"
+
+
+rule relu_plot_examples:
+    input:
+        result=rules.relu_examples.output.result,
+    output:
+        pdf=f"{RUN}/relu/relu_fig_examples.pdf",
+        png=report(
+            f"{RUN}/relu/relu_fig_examples.png",
+            caption="../workflow/report/relu_fig_examples.rst",
+            category="Two-layer ReLU inconsistency",
+        ),
+        csv=f"{RUN}/relu/relu_fig_examples.csv",
+        claims=f"{RUN}/relu/relu_fig_examples.claims.json",
+    log:
+        logfile("relu_plot_examples"),
+    benchmark:
+        benchfile("relu_plot_examples")
+    conda:
+        "../envs/weightspace.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        code=code(
+            "weightspace.plotting",
+            "weightspace.relu.examples",
+            "weightspace.relu.setups_summary",
+        ),
+    script:
+        "../workflow/scripts/plot_relu_examples.py"

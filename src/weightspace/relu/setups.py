@@ -517,9 +517,7 @@ class _GridNets:
 def _grid_loss_and_grads(nets: _GridNets, x: torch.Tensor, y: torch.Tensor):
     """Per-net mean squared error over the batch (C, P) and its gradients, by explicit formulas
     (a one-hidden-layer ReLU net needs no autograd graph): ∂/∂f_j = 2 (f_j − y_j)/B."""
-    z = nets.preactivations(x)
-    active = z > 0
-    h = torch.relu_(z)
+    h = torch.relu_(nets.preactivations(x))
     out = (h * nets.w2.unsqueeze(2)).sum(3)
     if nets.scale2 != 1.0:
         out = out * nets.scale2
@@ -532,7 +530,8 @@ def _grid_loss_and_grads(nets: _GridNets, x: torch.Tensor, y: torch.Tensor):
     if nets.scale2 != 1.0:
         g_w2.mul_(nets.scale2)
         w2 = w2 * nets.scale2
-    back = torch.mul(r.unsqueeze(3), w2.unsqueeze(2), out=h).mul_(active)  # ∂/∂z, in h's buffer
+    # ∂/∂z = ∂/∂h · 1[z > 0] = 1[h > 0]: relu's own backward, one fused op without a bool mask.
+    back = torch.ops.aten.threshold_backward(r.unsqueeze(3) * w2.unsqueeze(2), h, 0.0)
     g_b1 = back.sum(2)
     g_w1 = torch.matmul(x.transpose(1, 2).unsqueeze(0), back)  # (C, P, d, m)
     if nets.scale1 != 1.0:
@@ -540,10 +539,11 @@ def _grid_loss_and_grads(nets: _GridNets, x: torch.Tensor, y: torch.Tensor):
     return loss, [g_w1, g_b1, g_w2, g_b2]
 
 
-class _GridOptimizer:
-    """SGD, SGD with momentum 0.9 and Adam with one learning rate per configuration, with
+class BatchedOptimizer:
+    """SGD, SGD with momentum 0.9 and Adam in place on parameters whose leading dimension
+    indexes configurations, one learning rate per configuration (``lrs`` (C,)), with
     torch.optim's update rules (no dampening, no Nesterov, no weight decay; Adam β = (0.9,
-    0.999), ε = 1e-8 with bias correction)."""
+    0.999), ε = 1e-8 with bias correction). ``step(grads)`` takes the gradients explicitly."""
 
     def __init__(self, name: str, params: list[torch.Tensor], lrs: torch.Tensor):
         _check_choice("optimizer", name, OPTIMIZERS)
@@ -586,8 +586,8 @@ class _GridOptimizer:
 
 
 def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], seed: int,
-                   device="cpu", progress: Callable[[dict], None] | None = None
-                   ) -> list[SetupResult]:
+                   device="cpu", progress: Callable[[dict], None] | None = None, *,
+                   shared_dataset: bool = False, keep_model: bool = False) -> list[SetupResult]:
     """Train the configurations ``replace(base, bias_init=b, lr=lr)`` for every (b, lr) in
     ``settings`` at once, as one batched model of len(settings) × base.n_nets independent nets.
 
@@ -597,6 +597,7 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
     and per-configuration learning rates instead of autograd and torch.optim), and the same NaN
     rule (a configuration whose loss is NaN at some step stops at the next validation check; its
     parameters are then zeroed so that it no longer produces non-finite values).
+    ``shared_dataset`` and ``keep_model`` are as in ``run_setup``.
     """
     if not settings:
         return []
@@ -604,7 +605,8 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
     dist = get_distribution(base.distribution)
     dtype = _DTYPES[base.dtype]
     c_count, p, n_train, batch = len(configs), base.n_nets, base.n_train, base.batch_size
-    data = make_data(base.distribution, p, n_train, base.n_valid, base.n_test, seed)
+    data = make_data(base.distribution, p, n_train, base.n_valid, base.n_test, seed,
+                     shared_dataset=shared_dataset)
     ystd = data.y_std.squeeze(1).double().numpy()
 
     inits = {}
@@ -621,7 +623,7 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
         t.to(device=device, dtype=dtype).contiguous()
         for t in (data.x_train, data.y_train, data.x_valid, data.y_valid, data.x_test, data.y_test))
     lrs = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=device)
-    opt = _GridOptimizer(base.optimizer, nets.parameters(), lrs)
+    opt = BatchedOptimizer(base.optimizer, nets.parameters(), lrs)
 
     batch_gen = torch_generator(seed, "setups", "batches", n_train, batch)
     steps_per_epoch = n_train // batch
@@ -692,6 +694,12 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
             last_valid_rmse=rmse(valid, c), last_test_rmse=rmse(test, c),
             best_valid_rmse=rmse(best_valid, c), best_test_rmse=rmse(best_test, c),
             best_step=best_step[c].cpu().numpy(), test_bayes_rmse=dist.bayes_rmse))
+        if keep_model:
+            results[-1].model = {name: getattr(nets, name)[c].cpu().clone()
+                                 for name in ("w1", "b1", "w2", "b2")}
+            results[-1].model.update(
+                scale1=torch.tensor(nets.scale1), scale2=torch.tensor(nets.scale2),
+                x_mean=data.x_mean, x_std=data.x_std, y_mean=data.y_mean, y_std=data.y_std)
     return results
 
 

@@ -224,7 +224,10 @@ def effective_step(state: Mapping) -> torch.Tensor:
 
 
 def _record(state: dict, epoch: int, loss: torch.Tensor, active: torch.Tensor) -> None:
-    changed = (active != state["init_pattern"]).flatten(1).any(1)
+    # XOR of the patterns as bytes, max over points and neurons: the same as (active != init)
+    # .any(), several times faster on CPU than comparing bool tensors.
+    flips = torch.bitwise_xor(active.view(torch.uint8), state["init_pattern"].view(torch.uint8))
+    changed = flips.flatten(1).amax(1).bool()
     kink = state["kink_first_crossed"]
     kink.copy_(torch.where((kink < 0) & changed, epoch, kink))
     below = loss.to(torch.float64) < MSE_MARGIN * state["lin_threshold"]
