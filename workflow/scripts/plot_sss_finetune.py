@@ -1,0 +1,34 @@
+"""sss_fig_finetune: held-out top-1 of the SSS layer before ("only approx") and after fine-tuning."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from weightspace.pipeline.job import script_job
+from weightspace.plotting import new_figure, save_figure
+from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.structured.features import FeatureSet
+from weightspace.structured.summaries import finetune_claims, finetune_summary
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with script_job(sm) as job:
+    fs = FeatureSet.from_arrays(np.load(sm.input.features))
+    runs = pd.DataFrame([{k: v for k, v in r.items() if k != "history"}
+                         for p in sm.input.json for r in json.loads(open(p).read())["runs"]])
+    summary = finetune_summary(runs).sort_values("share")
+    dense = fs.accuracy("test")
+    fig, ax = new_figure(width=5.4, height=3.8)
+    ax.errorbar(summary["share"], summary["before_mean"], yerr=summary["before_std"], marker="s", ms=3, capsize=2,
+                color="C1", ls="--", label="only approx (SSS, no training)")
+    ax.errorbar(summary["share"], summary["after_mean"], yerr=summary["after_std"], marker="o", ms=3, capsize=2,
+                color="C0", label="SSS after fine-tuning")
+    ax.axhline(dense, color="k", ls=":", lw=1, label=f"dense {dense:.3f}")
+    ax.set_xlabel("parameter share s")
+    ax.set_ylabel("held-out top-1 accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    save_figure(fig, sm.output.pdf, sm.output.png)
+    with atomic_path(sm.output.csv) as tmp:
+        summary.assign(dense=dense).to_csv(tmp, index=False, float_format="%.6g")
+    atomic_write_json(sm.output.claims, finetune_claims(summary, dense))
