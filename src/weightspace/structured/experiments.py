@@ -136,6 +136,18 @@ def _epoch(net, optimizer, x, y, batch_size, generator):
     return True
 
 
+def _finetune_data(x_train, y_train, x_test, y_test, seed: int, split_seed: int, val_on_train: bool):
+    """Seeded generator and the (fit, validation, test) tensors of the fine-tuning protocols: an
+    80/20 inner split of the training features; val_on_train validates on the fit part (HEAD bug)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x_tr, y_tr = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    fit, val = inner_split(len(y_tr), split_seed)
+    fit_part = (x_tr[fit], y_tr[fit])
+    val_part = fit_part if val_on_train else (x_tr[val], y_tr[val])
+    return gen, fit_part, val_part, (torch.as_tensor(x_test), torch.as_tensor(y_test))
+
+
 def finetune_esann(layer: nn.Module, head: nn.Module, x_train, y_train, x_test, y_test, *, seed: int, lr: float = 1e-3,
                    batch_size: int = 64, patience: int = 10, max_epochs: int = 1000, split_seed: int = 42,
                    val_on_train: bool = False, double_softmax: bool = False) -> dict:
@@ -144,13 +156,8 @@ def finetune_esann(layer: nn.Module, head: nn.Module, x_train, y_train, x_test, 
     `patience` epochs did not beat the earlier maximum (or after max_epochs). Returns test accuracy/loss
     before ("only approx") and after, and the history. val_on_train=True validates on the training
     features (the HEAD bug); double_softmax=True applies softmax before the cross-entropy (the original)."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    x_tr, y_tr = torch.as_tensor(x_train), torch.as_tensor(y_train)
-    x_te, y_te = torch.as_tensor(x_test), torch.as_tensor(y_test)
-    fit, val = inner_split(len(y_tr), split_seed)
-    x_fit, y_fit = x_tr[fit], y_tr[fit]
-    x_val, y_val = (x_fit, y_fit) if val_on_train else (x_tr[val], y_tr[val])
+    gen, (x_fit, y_fit), (x_val, y_val), (x_te, y_te) = _finetune_data(
+        x_train, y_train, x_test, y_test, seed, split_seed, val_on_train)
     net = _Net(layer, head, double_softmax)
     plain = _Net(layer, head, False)
     before = evaluate(plain, x_te, y_te)
@@ -180,13 +187,8 @@ def finetune_decreasing_lr(layer: nn.Module, head: nn.Module, x_train, y_train, 
     """The survey's train_with_decreasing_lr (spec §5): SGD with lr, lr/2, …, lr/2^halvings; each stage trains
     until the last `patience` validation losses fail to improve on the earlier minimum by min_improvement
     (or max_epochs_per_stage), then restores the best-validation-loss model before the next stage."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    x_tr, y_tr = torch.as_tensor(x_train), torch.as_tensor(y_train)
-    x_te, y_te = torch.as_tensor(x_test), torch.as_tensor(y_test)
-    fit, val = inner_split(len(y_tr), split_seed)
-    x_fit, y_fit = x_tr[fit], y_tr[fit]
-    x_val, y_val = (x_fit, y_fit) if val_on_train else (x_tr[val], y_tr[val])
+    gen, (x_fit, y_fit), (x_val, y_val), (x_te, y_te) = _finetune_data(
+        x_train, y_train, x_test, y_test, seed, split_seed, val_on_train)
     net = _Net(layer, head)
     before = evaluate(net, x_te, y_te)
     params = [p for p in layer.parameters() if p.requires_grad]
