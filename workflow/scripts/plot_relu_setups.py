@@ -8,8 +8,8 @@ import numpy as np
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
-from weightspace.relu.setups import SetupResult
 from weightspace.relu.setups_summary import (
+    best_results,
     BIAS_LABELS,
     OPT_LABELS,
     PARAM_LABELS,
@@ -21,8 +21,7 @@ from weightspace.relu.setups_summary import (
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.setups"]
-    doc = json.loads(open(sm.input.best).read())
-    best = {r.config.setting: r for r in map(SetupResult.from_dict, doc["results"])}
+    best = best_results(json.loads(open(sm.input.best).read()))
     params, opts, inits = cfg["parameterisations"], cfg["optimizers"], cfg["figure_bias_inits"]
     dims = rad_dims(cfg["distributions"])
     frame = figure_frame(best, params, opts, inits, dims)

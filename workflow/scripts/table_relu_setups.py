@@ -6,8 +6,8 @@ import json
 
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path, atomic_write_json, atomic_write_text
-from weightspace.relu.setups import SetupResult
 from weightspace.relu.setups_summary import (
+    best_results,
     ordered_table,
     table_claims,
     table_frame,
@@ -18,8 +18,7 @@ from weightspace.relu.setups_summary import (
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.setups"]
-    doc = json.loads(open(sm.input.best).read())
-    best = {r.config.setting: r for r in map(SetupResult.from_dict, doc["results"])}
+    best = best_results(json.loads(open(sm.input.best).read()))
     dists = cfg["distributions"]
     rows = ordered_table(best, cfg["parameterisations"], cfg["optimizers"], cfg["bias_inits"], dists)
     metric = "best_test_rmse (validation MSE at the best check, the original's defect)" \

@@ -62,6 +62,11 @@ def load_job(document: Mapping) -> list[SetupResult]:
     return [SetupResult.from_dict(entry) for entry in document["results"]]
 
 
+def best_results(document: Mapping) -> dict[tuple, SetupResult]:
+    """The best-learning-rate results of the aggregate's document, keyed by setting."""
+    return {r.config.setting: r for r in map(SetupResult.from_dict, document["results"])}
+
+
 def results_frame(documents: Iterable[Mapping]) -> pd.DataFrame:
     """One row per trained configuration (every lr, every stage) with mean and std of each
     metric over nets."""
