@@ -6,7 +6,6 @@ from weightspace.pipeline.codehash import source_hash
 from weightspace.pipeline.config import config_slice_json, validate_config
 from weightspace.provenance.atomic import canonical_json
 from weightspace.pipeline.registry import load_registry
-from weightspace.data.torchvision_sets import check_dataset_available
 
 validate_config(config)
 
@@ -41,7 +40,10 @@ def benchfile(rule, stem="job"):
 
 def torchvision_available(wildcards):
     """Input function: stops the DAG (before any job runs) when a torchvision data set is
-    missing under data.root and may not be downloaded."""
+    missing under data.root and may not be downloaded. Imported here: torchvision takes
+    seconds to import, and only paper-scale data sets need it."""
+    from weightspace.data.torchvision_sets import check_dataset_available
+
     check_dataset_available(
         wildcards.dataset, config["data"]["root"], config["data"]["download"]
     )

@@ -15,7 +15,6 @@ import functools
 import numbers
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .checksums import array_checksum
 from .splits import ArraySplit
@@ -38,6 +37,9 @@ def stratified_split(
     labels = np.asarray(labels, dtype=np.int64)
     num_classes = int(labels.max()) + 1
     indices = np.arange(len(labels), dtype=np.int64)
+    # Imported here: scikit-learn takes ~1 s to import and most jobs never split.
+    from sklearn.model_selection import train_test_split
+
     try:
         train_index, test_index = train_test_split(
             indices, test_size=test_size, stratify=labels, random_state=int(seed)
