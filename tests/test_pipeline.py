@@ -117,6 +117,19 @@ def test_source_hash_tracks_exactly_its_modules(tmp_path):
         source_hash(tmp_path, ["weightspace.nope"])
 
 
+def test_source_hash_of_a_package_covers_its_c_sources(tmp_path):
+    csrc = tmp_path / "weightspace" / "structured" / "csrc"
+    csrc.mkdir(parents=True)
+    (csrc.parent / "speed.py").write_text("x = 1\n")
+    (csrc / "speed.c").write_text("int main(void) { return 0; }\n")
+    (csrc / "notes.txt").write_text("a\n")
+    before = source_hash(tmp_path, ["weightspace.structured"])
+    (csrc / "notes.txt").write_text("b\n")
+    assert source_hash(tmp_path, ["weightspace.structured"]) == before
+    (csrc / "speed.c").write_text("int main(void) { return 1; }\n")
+    assert source_hash(tmp_path, ["weightspace.structured"]) != before
+
+
 def test_conda_environment_has_the_same_pins_as_pyproject():
     import tomllib
 

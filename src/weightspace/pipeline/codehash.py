@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+SOURCE_SUFFIXES = (".py", ".c")
+
 
 def module_files(src_root: str | Path, module: str) -> list[Path]:
-    """The .py files of a dotted module name: one file, or every file of a package."""
+    """The source files of a dotted module name: one .py file, or every .py and .c file of a
+    package (C sources compiled at run time count as code too)."""
     base = Path(src_root).joinpath(*module.split("."))
     if base.is_dir():
-        return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+        return sorted(p for p in base.rglob("*") if p.suffix in SOURCE_SUFFIXES
+                      and p.is_file() and "__pycache__" not in p.parts)
     file = base.with_suffix(".py")
     if file.is_file():
         return [file]
