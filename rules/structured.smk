@@ -134,7 +134,11 @@ rule structured_table_testmatrices:
 
 
 # --- sss_fig_speed: one job per matrix shape ------------------------------------------------
+# PyTorch timings plus the C reference (src/weightspace/structured/csrc/sss_speed.c, built with the
+# system C compiler in the job; a missing compiler stops the job with a message naming the fix).
 rule structured_speed:
+    input:
+        csource=os.path.join(SRC, "weightspace", "structured", "csrc", "sss_speed.c"),
     output:
         csv=f"{SSS_DIR}/speed/{{shape}}.csv",
         record=f"{SSS_DIR}/speed/{{shape}}.record.json",
@@ -153,6 +157,7 @@ rule structured_speed:
     params:
         config=sss_speed_config,
         code=SSS_CODE,
+        ccode=code("weightspace.structured.cspeed"),
     script:
         "../workflow/scripts/structured_speed.py"
 

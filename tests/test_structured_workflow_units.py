@@ -29,7 +29,12 @@ from weightspace.structured.features import (
     cnn_features,
     split_small_cnn,
 )
-from weightspace.structured.summaries import render_table, matrix_benchmark_claims, matrix_benchmark_table
+from weightspace.structured.summaries import (
+    finetune_claims,
+    matrix_benchmark_claims,
+    matrix_benchmark_table,
+    render_table,
+)
 from weightspace.structured.test_matrices import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +124,16 @@ def test_matrix_benchmark_table_and_claims():
     assert claims["every approximation fits its parameter budget"]["holds"]
     html, tex = render_table(table, "caption_x")
     assert "<table" in html and "caption\\_x" in tex
+
+
+def test_finetune_claim_leaves_out_shares_without_parameters():
+    summary = pd.DataFrame({"share": [0.01, 0.05, 0.1, 0.3], "before_mean": [0.1, 0.6, 0.85, 0.95],
+                            "after_mean": [0.1, 0.94, 0.95, 0.96], "n_params": [0, 10, 20, 60]})
+    gain, close = finetune_claims(summary, dense_test=0.954)
+    assert gain["holds"] and close["holds"]
+    assert "0.01 left out" in close["reproduced"]
+    summary.loc[1, "after_mean"] = 0.90  # a share with parameters that stays far from dense
+    assert not finetune_claims(summary, dense_test=0.954)[1]["holds"]
 
 
 def test_inner_split_is_a_partition():

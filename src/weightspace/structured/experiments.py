@@ -241,6 +241,22 @@ def time_forward(layer: nn.Module, batch: int, *, repeats: int, iterations: int,
     return out
 
 
+def speed_matrices(rows: int, cols: int, rng: np.random.Generator, *, mismatched_models: bool = False) -> dict:
+    """The random U(−1, 1) problem of one sss_fig_speed shape (values do not affect timings).
+
+    weight (rows × cols) is the matrix the SSS layers approximate; dense_weight is the dense layer's
+    matrix: weight itself, or, with mismatched_models=True (the original's pairing, spec §11.8), a
+    different rows × 2·cols matrix, as the original timed AlexNet's dense layer (4096 inputs) against
+    SSS layers of InceptionV3 (2048 inputs). bias is shared; u is the dense layer's test input, of
+    which the SSS layer reads the first cols entries.
+    """
+    weight = rng.uniform(-1, 1, size=(rows, cols))
+    bias = rng.uniform(-1, 1, size=rows)
+    dense_weight = rng.uniform(-1, 1, size=(rows, 2 * cols)) if mismatched_models else weight
+    u = rng.uniform(-1, 1, size=dense_weight.shape[1])
+    return {"weight": weight, "dense_weight": dense_weight, "bias": bias, "u": u}
+
+
 def sss_matvec_flops(layer: SSSLayer) -> int:
     """Multiply–adds of one SSS matvec (exact stored parameters), against k·F for the dense one."""
     return int(layer.n_weight_params())
