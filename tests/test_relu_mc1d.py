@@ -351,3 +351,26 @@ def test_crossing_probability_decreases_with_width():
     assert est[64][2] < est[16][2]
     for m, (_, lo, _) in est.items():
         assert lo <= 2.0 / math.sqrt(m)
+
+
+def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
+    # Small blocks (3 steps of 4 nets x 16 draws) so that block boundaries and a partial last
+    # block occur; every step is Multinomial(16, p)/16 per net, scaled by h.
+    monkeypatch.setattr(mc1d, "_MINIBATCH_DRAWS", 3 * 4 * 16)
+    gen = torch.Generator().manual_seed(0)
+    p = torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [1 / 6] * 6, [0.1, 0.2, 0.3, 0.1, 0.2, 0.1],
+                      [0, 0, 0, 0, 0, 1.0]], dtype=torch.float64)
+    h = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    steps = list(mc1d.minibatch_blocks(p, 16, 4000, gen, h))
+    assert len(steps) == 4000
+    freq = torch.stack(steps) / h.view(1, 4, 1)  # (steps, nets, 6)
+    assert torch.allclose(freq.sum(2), torch.ones(4000, 4, dtype=torch.float64), atol=1e-15)
+    assert torch.equal(freq * 16, (freq * 16).round())  # whole draws
+    assert torch.all(freq[:, p == 0] == 0)
+    # Mean over 4000 steps: the standard error of a frequency is <= 0.5 / sqrt(16 * 4000) = 0.002.
+    assert torch.allclose(freq.mean(0), p, atol=0.01)
+    # The draws of different steps are independent: lag-1 correlation of one frequency ~ 0.
+    x = freq[:, 1, 0] - freq[:, 1, 0].mean()
+    assert abs(float((x[1:] * x[:-1]).mean() / (x * x).mean())) < 0.06  # ~ 3.8 SE
+    again = torch.stack(list(mc1d.minibatch_blocks(p, 16, 4000, torch.Generator().manual_seed(0), h)))
+    assert torch.equal(again, torch.stack(steps))

@@ -153,6 +153,11 @@ def _block_rows(m: int) -> int:
     return max(1, entries // max(1, m))
 
 
+def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """t broadcast to (n, 6) (a no-op, skipped, when it already is)."""
+    return t if t.shape == (n, 6) else t.expand(n, 6)
+
+
 def _fold_kinks(zero, a, b, vmax, vmin, kink_out, ext) -> torch.Tensor:
     """Kinks −b/a into ``kink_out``; their per-net extremes folded into vmax/vmin (in place)."""
     kink = torch.addcdiv(zero, b, a, value=-1.0, out=kink_out)
@@ -254,6 +259,8 @@ class _ScatterKernel(_Kernel):
         return t
 
     def _split(self, *tensors):
+        if self.rows >= self.n:  # one block: skip the views (each op costs microseconds)
+            return (tensors,)
         return zip(*(t.split(self.rows) for t in tensors))
 
     @property
@@ -318,7 +325,7 @@ class _ScatterKernel(_Kernel):
 
     def backprop(self, a, b, c, w, coef, ncy, vmax, vmin) -> torch.Tensor:
         n = self.n
-        coef, ncy = coef.expand(n, 6), ncy.expand(n, 6)
+        coef, ncy = _rows(coef, n), _rows(ncy, n)
         rsum = self._out("rsum", n)
         for a_k, b_k, c_k, w_k, coef_k, ncy_k, hi_k, lo_k, g1_k, g0_k, rsum_k in self._split(
                 a, b, c.unsqueeze(1), w, coef, ncy, vmax, vmin, self.g1, self.g0, rsum):
@@ -330,7 +337,7 @@ class _ScatterKernel(_Kernel):
     def gd_step(self, nets: _Nets, coef, ncy, vmax, vmin) -> None:
         """``backprop`` and ``_gd_update`` fused block by block; same operations, same results."""
         n = self.n
-        coef, ncy = coef.expand(n, 6), ncy.expand(n, 6)
+        coef, ncy = _rows(coef, n), _rows(ncy, n)
         new_w = self.spare
         for a, b, c, c_col, w, coef_k, ncy_k, hi_k, lo_k, nw in self._split(
                 nets.a, nets.b, nets.c, nets.c.unsqueeze(1), nets.w, coef, ncy, vmax, vmin, new_w):
@@ -691,12 +698,29 @@ def _max_kink(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
     return torch.maximum(hi, -lo)
 
 
-def _sample_minibatch(weights: torch.Tensor, size: int, gen: torch.Generator,
-                      ones: torch.Tensor) -> torch.Tensor:
-    """Multinomial(size, p̂)/size per net: the frequencies of a minibatch drawn i.i.d. from p̂."""
-    draws = torch.multinomial(weights, size, replacement=True, generator=gen)
-    counts = torch.zeros_like(weights).scatter_add_(1, draws, ones)
-    return counts.div_(size)
+# Minibatches are drawn for a block of steps at once (one multinomial and one scatter instead of a
+# handful of small ops per step); a block holds at most this many draws.
+_MINIBATCH_DRAWS = 1 << 21
+
+
+def minibatch_blocks(weights: torch.Tensor, size: int, steps: int, gen: torch.Generator,
+                     scale: torch.Tensor | None = None):
+    """Yield, for each of ``steps`` SGD steps, the (n, 6) minibatch frequencies
+    Multinomial(size, p̂)/size per net (a minibatch of ``size`` points drawn i.i.d. from p̂),
+    times ``scale`` (n,) if given. Draws are made for blocks of steps at once."""
+    n, points = weights.shape
+    block = max(1, min(steps, _MINIBATCH_DRAWS // max(1, n * size)))
+    for start in range(0, steps, block):
+        k = min(block, steps - start)
+        draws = torch.multinomial(weights, k * size, replacement=True, generator=gen)
+        # Draw j of step t lands in column t·6 + point.
+        offset = torch.arange(k, device=weights.device).repeat_interleave(size) * points
+        counts = torch.zeros(n, k * points, device=weights.device, dtype=weights.dtype)
+        counts.scatter_add_(1, draws.add_(offset), torch.ones_like(draws, dtype=weights.dtype))
+        freq = counts.div_(size).view(n, k, points)
+        if scale is not None:
+            freq.mul_(scale.view(n, 1, 1))
+        yield from freq.unbind(1)
 
 
 def _adam_update(nets: _Nets, kern: _Kernel, rsum: torch.Tensor, moments: dict, h: torch.Tensor,
@@ -762,15 +786,16 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
         n = int(live["ids"].numel())
         if kern_n != n:
             kern, kern_n = _make_kernel(kernel_name, n, width, device, dtype), n
-            ones = torch.ones(n, config.minibatch_size, device=device, dtype=dtype)
         nets = _Nets(live["a"], live["b"], live["c"], live["w"])
         h, p = live["h"], live["weights"]
         coef = p * h.unsqueeze(1)
         ncy = -coef * y
+        if stochastic:  # Adam takes its step size in the update, SGD through the coefficients
+            batches = minibatch_blocks(p, config.minibatch_size, K, gen,
+                                       h if config.optimizer == "sgd" else None)
         for step in range(K):
             if stochastic:
-                batch = _sample_minibatch(p, config.minibatch_size, gen, ones)
-                coef = batch.mul_(h.unsqueeze(1)) if config.optimizer == "sgd" else batch
+                coef = next(batches)
                 ncy = torch.mul(coef, y).neg_()
             if config.optimizer == "adam":
                 rsum = kern.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"])
