@@ -126,8 +126,9 @@ def loss(a, b, c, w, weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Kernels: residual sums per neuron for P nets
 #
-# Both kernels track, per step, max and min over neurons of the kink ξ = −b/a, so
-# max|b/a| = max(ξ_max, −ξ_min).
+# Both kernels track, per step, the max over neurons of |ξ| for the kink ξ = −b/a, folded into the
+# running pair (vmax, vmin) as (+max|ξ|, −max|ξ|): vmax ≥ every ξ ≥ vmin, and
+# max|b/a| = max(vmax, −vmin) exactly, as before.
 #
 # Scatter kernel classes. Let k = #{j: x_j < ξ} ∈ 0…6 (points left of the kink). A neuron with a < 0
 # is active on the k leftmost points, one with a > 0 on the 6 − k rightmost. Its bin in a 16-wide
@@ -158,13 +159,15 @@ def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
     return t if t.shape == (n, 6) else t.expand(n, 6)
 
 
-def _fold_kinks(zero, a, b, vmax, vmin, kink_out, ext) -> torch.Tensor:
-    """Kinks −b/a into ``kink_out``; their per-net extremes folded into vmax/vmin (in place)."""
+def _fold_kinks(zero, a, b, vmax, vmin, kink_out, ext, scratch) -> torch.Tensor:
+    """Kinks −b/a into ``kink_out``; max_i |kink_i| folded into vmax and −max_i |kink_i| into vmin
+    (in place). ``scratch`` (same shape as a) may be ``kink_out`` when the kinks are not needed."""
     kink = torch.addcdiv(zero, b, a, value=-1.0, out=kink_out)
-    torch.amax(kink, 1, out=ext)
+    # One row reduction instead of amax and amin: a reduction over short rows costs several
+    # elementwise passes, and max|ξ| = max(ξ_max, −ξ_min) is all that is ever read.
+    torch.amax(torch.abs(kink, out=scratch), 1, out=ext)
     torch.maximum(vmax, ext, out=vmax)
-    torch.amin(kink, 1, out=ext)
-    torch.minimum(vmin, ext, out=vmin)
+    torch.minimum(vmin, ext.neg_(), out=vmin)
     return kink
 
 
@@ -173,8 +176,8 @@ class _Kernel:
 
     ``backprop`` fills ``g0``/``g1`` (n, m) with S0_i = Σ_j r_j 1_ij and S1_i = Σ_j r_j x_j 1_ij for
     the weighted residual r = coef·(f − y) = coef·f + ncy (ncy = −coef·y, passed in) and returns
-    Σ_j r_j. Both it and ``track`` fold the kink extremes at the current parameters into vmax/vmin
-    (n,). ``gd_step`` is one GD step θ ← θ − (gradients scaled by h through coef) in place.
+    Σ_j r_j. Both it and ``track`` fold max_i |kink_i| at the current parameters into vmax (and its
+    negative into vmin), (n,). ``gd_step`` is one GD step θ ← θ − (gradients scaled by h through coef) in place.
     """
 
     def __init__(self, n: int, m: int, device, dtype):
@@ -282,7 +285,7 @@ class _ScatterKernel(_Kernel):
     # -- one block -------------------------------------------------------------------------
 
     def _track_block(self, ws, a, b, vmax, vmin) -> torch.Tensor:
-        return _fold_kinks(self.zero, a, b, vmax, vmin, ws.q, ws.ext)
+        return _fold_kinks(self.zero, a, b, vmax, vmin, ws.q, ws.ext, ws.g1)
 
     def _forward_block(self, ws, a, b, c, w, vmax, vmin, f) -> torch.Tensor:
         """f at the six points for one block; c is the (rows, 1) column of output biases."""
@@ -369,7 +372,7 @@ class _DenseKernel(_Kernel):
         self.x3 = self.x.view(1, 6, 1)
 
     def track(self, a, b, vmax, vmin) -> torch.Tensor:
-        return _fold_kinks(self.zero, a, b, vmax, vmin, self.q, self.ext)
+        return _fold_kinks(self.zero, a, b, vmax, vmin, self.q, self.ext, self.q)
 
     def forward(self, a, b, c, w, vmax, vmin) -> torch.Tensor:
         self.track(a, b, vmax, vmin)
