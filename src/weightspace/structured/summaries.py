@@ -48,8 +48,8 @@ def matrix_benchmark_claims(table: pd.DataFrame, tol: float = 1e-6) -> list[dict
             wins += best == "LR"
             total += 1
         winners = ", ".join(sorted(set(rnd.loc[rnd.groupby("share")["rel_error"].idxmin(), "approximator"])))
-        claims.append(_claim("LR gives the lowest error on i.i.d. random matrices",
-                             "Eckart–Young: LR optimal for its rank (spec §13)",
+        claims.append(_claim("LR gives the lowest error on i.i.d. random matrices (spec §13 expectation)",
+                             "Eckart–Young: LR optimal among matrices of its rank (spec §13)",
                              f"LR best at {wins} of {total} shares (best: {winners})", wins == total))
     over = table[table["n_params"] > table["budget"]]
     claims.append(_claim("every approximation fits its parameter budget", "count ≤ ⌊s·n²⌋",
