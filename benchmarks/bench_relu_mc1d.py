@@ -1,6 +1,7 @@
 """Throughput of the vectorised 1D Monte Carlo (relu_fig_mc), run on demand.
 
-For each width m, one GD step on P = elements/m nets (He init, p̂ from n_s = m² samples, large
+For each width m and kernel (default: the eager-PyTorch scatter kernel and the fused C kernel), one
+GD step on P = elements/m nets (He init, p̂ from n_s = m² samples, large
 step, after a few hundred warm-up steps) is timed next to reference passes over contiguous
 (P, 6, m) float64 tensors, measured in the same run:
 
@@ -22,6 +23,7 @@ dispatch cost of eager PyTorch (~30 ops per step) dominates instead.
 The sufficient criterion, evaluated once per check, is timed per network on the trained nets.
 
     python benchmarks/bench_relu_mc1d.py                      # CPU, 1 thread, widths 16…1024
+    python benchmarks/bench_relu_mc1d.py --kernel scatter     # one kernel only
     python benchmarks/bench_relu_mc1d.py --elements 65536 --out bench.json
 """
 
@@ -113,7 +115,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64, 256, 1024])
     ap.add_argument("--elements", type=int, default=2**20, help="P·m per width (default 2^20)")
-    ap.add_argument("--kernel", default="auto", choices=mc1d.KERNELS)
+    ap.add_argument("--kernel", nargs="+", default=["scatter", "c"], choices=mc1d.KERNELS,
+                    help="kernels to time, one row each per width (default: scatter c)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
@@ -124,8 +127,8 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    rows = [bench_width(m, args.elements, args.kernel, device, args.rounds, args.warmup_steps,
-                        args.criterion_nets) for m in args.widths]
+    rows = [bench_width(m, args.elements, kernel, device, args.rounds, args.warmup_steps,
+                        args.criterion_nets) for m in args.widths for kernel in args.kernel]
 
     print(f"device={device} threads={args.threads} float64 elements=P·m={args.elements} "
           f"torch={torch.__version__}")

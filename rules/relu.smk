@@ -71,7 +71,12 @@ rule relu_mc_chunk:
         **gpu_resources(MC_GPUS, runtime=240, mem_mb=4000),
     params:
         config=mc_job_config,
-        code=code("weightspace.relu.mc1d", "weightspace.relu.criterion"),
+        code=code(
+            "weightspace.relu.mc1d",
+            "weightspace.relu.criterion",
+            "weightspace.relu.ckernel",
+            "weightspace.relu.csrc",
+        ),
         checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
     script:
         "../workflow/scripts/relu_mc_chunk.py"

@@ -5,7 +5,7 @@ distribution (POINTS, LABELS + Δ) with per-net sample frequencies p̂ (n_s = m�
 L = ½ Σ_j p̂_j (f(x_j) − y_j)², in checks of K steps. Parameters live in (P, m) tensors (c: (P,));
 a step is a fixed sequence of tensor ops over all live nets, with no host synchronisation.
 
-The default step (``kernel="scatter"``) never forms the (P, 6, m) activation pattern. Since
+The scatter step (``kernel="scatter"``) never forms the (P, 6, m) activation pattern. Since
 x ↦ a_i x + b_i is monotone, neuron i is active on the k_i leftmost points (a_i < 0) or on the
 6 − k_i rightmost ones (a_i > 0), k_i being the number of data points left of its kink −b_i/a_i.
 Per net, running sums over these 14 classes of w·a and w·b give f at all six points; running sums
@@ -14,7 +14,9 @@ each neuron gathers. The gradients are ∂b = w S0, ∂a = w S1, ∂w = a S1 + b
 work in about thirty fused tensor ops, run on cache-sized blocks of nets (rows are independent, so
 the blocking changes no result). ``kernel="dense"`` builds the (P, 6, m) mask and contracts
 it with batched matrix products instead; it is the default on CUDA, where scatter_add_ uses float
-atomics and would not be bit-reproducible.
+atomics and would not be bit-reproducible. ``kernel="c"`` (the CPU default for float64 when a C
+compiler is found, see ckernel.py) does the scatter kernel's arithmetic, operation for operation,
+in C: one call runs a whole block of GD or SGD steps, net after net, and gives the same bits.
 
 Statuses (codes as in the original): a check first marks nets whose running max of |b_i/a_i| (over
 all steps and neurons) reached min_j |x_j| = 1 as CROSSED, then applies early stopping, then the
@@ -40,6 +42,7 @@ from enum import IntEnum
 import numpy as np
 import torch
 
+from weightspace.relu import ckernel
 from weightspace.relu import criterion as crit
 from weightspace.relu.criterion import LABELS, POINTS
 
@@ -55,7 +58,7 @@ class Status(IntEnum):
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 STEP_SIZES = ("large", "small")
-KERNELS = ("auto", "scatter", "dense")
+KERNELS = ("auto", "c", "scatter", "dense")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
@@ -126,7 +129,7 @@ def loss(a, b, c, w, weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Kernels: residual sums per neuron for P nets
 #
-# Both kernels track, per step, the max over neurons of |ξ| for the kink ξ = −b/a, folded into the
+# All kernels track, per step, the max over neurons of |ξ| for the kink ξ = −b/a, folded into the
 # running pair (vmax, vmin) as (+max|ξ|, −max|ξ|): vmax ≥ every ξ ≥ vmin, and
 # max|b/a| = max(vmax, −vmin) exactly, as before.
 #
@@ -138,6 +141,10 @@ def loss(a, b, c, w, weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # R_k = Σ_{j<k} r_j, a neuron with a < 0 in class k gets R_k and one with a > 0 gets R_6 − R_k.
 # k is computed without a search: softshrink(ξ, ½) squeezes the gap (−1, 1) to (−½, ½) and moves
 # every other point by ½ towards 0, so k = 3 + round(clamp(softshrink(ξ, ½), −3, 3)).
+#
+# The C kernel (csrc/mc1d_step.c) runs these steps, with the same operations in the same order,
+# for one net at a time (its bins in local arrays, its parameters in cache for a whole block of
+# steps); the kink tracking, the early-stopping forward and Adam's backprop use the scatter kernel.
 
 # x + 1.5·2^52 rounds x to an integer held in the low mantissa bits (for |x| < 2^51).
 _MAGIC = 6755399441055744.0
@@ -189,6 +196,16 @@ class _Kernel:
     def gd_step(self, nets: _Nets, coef, ncy, vmax, vmin) -> None:
         rsum = self.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin)
         _gd_update(nets, self, rsum)
+
+    def gd_steps(self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None) -> None:
+        """``steps`` GD steps with the same (n, 6) coef and ncy, or one step per row of (n, k, 6)
+        blocks (SGD)."""
+        if coef.dim() == 3:
+            for coef_t, ncy_t in zip(coef.unbind(1), ncy.unbind(1)):
+                self.gd_step(nets, coef_t, ncy_t.contiguous(), vmax, vmin)
+        else:
+            for _ in range(1 if steps is None else steps):
+                self.gd_step(nets, coef, ncy, vmax, vmin)
 
 
 class _ScatterWorkspace:
@@ -392,13 +409,60 @@ class _DenseKernel(_Kernel):
         return r.sum(1)
 
 
-def _resolve_kernel(kernel: str, device: torch.device) -> str:
+class _CKernel(_Kernel):
+    """GD steps in C (ckernel.gd_steps), bit-identical to the scatter kernel; ``forward``,
+    ``backprop`` and ``track`` (early stopping, Adam, the fold after a block) are the scatter
+    kernel's, made on first use."""
+
+    def __init__(self, n, m, device, dtype):
+        if torch.device(device).type != "cpu" or dtype != torch.float64:
+            raise ValueError(f"the C kernel runs on the CPU in float64, got {device} and {dtype}; "
+                             "use kernel='scatter' or 'dense'")
+        super().__init__(n, m, device, dtype)
+        ckernel.library()  # build or load now, so that a missing compiler is reported here
+        self._scatter_kernel = None
+
+    @property
+    def _scatter(self) -> _ScatterKernel:
+        if self._scatter_kernel is None:
+            self._scatter_kernel = _ScatterKernel(self.n, self.m, self.device, self.dtype)
+        return self._scatter_kernel
+
+    @property
+    def g0(self) -> torch.Tensor:
+        return self._scatter.g0
+
+    @property
+    def g1(self) -> torch.Tensor:
+        return self._scatter.g1
+
+    def track(self, a, b, vmax, vmin) -> None:
+        self._scatter.track(a, b, vmax, vmin)
+
+    def forward(self, a, b, c, w, vmax, vmin) -> torch.Tensor:
+        return self._scatter.forward(a, b, c, w, vmax, vmin)
+
+    def backprop(self, a, b, c, w, coef, ncy, vmax, vmin) -> torch.Tensor:
+        return self._scatter.backprop(a, b, c, w, coef, ncy, vmax, vmin)
+
+    def gd_step(self, nets: _Nets, coef, ncy, vmax, vmin) -> None:
+        ckernel.gd_steps(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin, 1)
+
+    def gd_steps(self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None) -> None:
+        ckernel.gd_steps(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin, steps)
+
+
+def _resolve_kernel(kernel: str, device: torch.device, dtype: torch.dtype = torch.float64) -> str:
     if kernel == "auto":
-        return "dense" if device.type == "cuda" else "scatter"
+        if device.type == "cuda":
+            return "dense"
+        return "c" if dtype == torch.float64 and ckernel.available() else "scatter"
     return kernel
 
 
 def _make_kernel(kernel: str, n: int, m: int, device, dtype) -> _Kernel:
+    if kernel == "c":
+        return _CKernel(n, m, device, dtype)
     if kernel == "scatter":
         if dtype != torch.float64:
             # The rounding trick behind the class index needs the float64 mantissa.
@@ -434,7 +498,7 @@ class GDStepper:
     """
 
     def __init__(self, a, b, c, w, weights, h, y, kernel: str = "auto"):
-        name = _resolve_kernel(kernel, a.device)
+        name = _resolve_kernel(kernel, a.device, a.dtype)
         self.kernel = name
         self.nets = _Nets(a.clone(), b.clone(), c.clone(), w.clone())
         self._kern = _make_kernel(name, a.shape[0], a.shape[1], a.device, a.dtype)
@@ -444,9 +508,8 @@ class GDStepper:
         self._lo = torch.zeros_like(c)
 
     def step(self, n: int = 1) -> None:
-        nets, kern = self.nets, self._kern
-        for _ in range(n):
-            kern.gd_step(nets, self._coef, self._ncy, self._hi, self._lo)
+        if n > 0:
+            self._kern.gd_steps(self.nets, self._coef, self._ncy, self._hi, self._lo, n)
 
     @property
     def params(self):
@@ -477,7 +540,7 @@ def gd_step(a, b, c, w, weights, h, y, kernel: str = "auto"):
 
 def kernel_output(a, b, c, w, kernel: str = "auto") -> torch.Tensor:
     """f at the six POINTS through the vectorised kernel, (P, 6)."""
-    name = _resolve_kernel(kernel, a.device)
+    name = _resolve_kernel(kernel, a.device, a.dtype)
     kern = _make_kernel(name, a.shape[0], a.shape[1], a.device, a.dtype)
     hi = torch.full_like(c, -math.inf)
     lo = torch.full_like(c, math.inf)
@@ -486,7 +549,7 @@ def kernel_output(a, b, c, w, kernel: str = "auto") -> torch.Tensor:
 
 def gradients(a, b, c, w, weights, y, kernel: str = "auto"):
     """(∂a, ∂b, ∂c, ∂w) of ½Σp̂(f − y)² through the vectorised kernel."""
-    name = _resolve_kernel(kernel, a.device)
+    name = _resolve_kernel(kernel, a.device, a.dtype)
     kern = _make_kernel(name, a.shape[0], a.shape[1], a.device, a.dtype)
     hi = torch.full_like(c, -math.inf)
     lo = torch.full_like(c, math.inf)
@@ -711,6 +774,12 @@ def minibatch_blocks(weights: torch.Tensor, size: int, steps: int, gen: torch.Ge
     """Yield, for each of ``steps`` SGD steps, the (n, 6) minibatch frequencies
     Multinomial(size, p̂)/size per net (a minibatch of ``size`` points drawn i.i.d. from p̂),
     times ``scale`` (n,) if given. Draws are made for blocks of steps at once."""
+    for freq in _minibatch_draws(weights, size, steps, gen, scale):
+        yield from freq.unbind(1)
+
+
+def _minibatch_draws(weights, size, steps, gen, scale=None):
+    """The blocks behind ``minibatch_blocks``: (n, k, 6) frequencies for k consecutive steps."""
     n, points = weights.shape
     block = max(1, min(steps, _MINIBATCH_DRAWS // max(1, n * size)))
     for start in range(0, steps, block):
@@ -723,7 +792,7 @@ def minibatch_blocks(weights: torch.Tensor, size: int, steps: int, gen: torch.Ge
         freq = counts.div_(size).view(n, k, points)
         if scale is not None:
             freq.mul_(scale.view(n, 1, 1))
-        yield from freq.unbind(1)
+        yield freq
 
 
 def _adam_update(nets: _Nets, kern: _Kernel, rsum: torch.Tensor, moments: dict, h: torch.Tensor,
@@ -760,7 +829,7 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
     if n_runs < 1 or width < 1:
         raise ValueError(f"need n_runs >= 1 and width >= 1, got n_runs={n_runs}, width={width}")
     device = torch.device(device)
-    kernel_name = _resolve_kernel(config.kernel, device)
+    kernel_name = _resolve_kernel(config.kernel, device, dtype)
     if state is None:
         state = _initial_state(config, seed, n_runs, width, offset, device, dtype)
     else:
@@ -793,18 +862,18 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
         h, p = live["h"], live["weights"]
         coef = p * h.unsqueeze(1)
         ncy = -coef * y
-        if stochastic:  # Adam takes its step size in the update, SGD through the coefficients
-            batches = minibatch_blocks(p, config.minibatch_size, K, gen,
-                                       h if config.optimizer == "sgd" else None)
-        for step in range(K):
-            if stochastic:
+        if config.optimizer == "adam":  # Adam takes its step size in the update
+            batches = minibatch_blocks(p, config.minibatch_size, K, gen)
+            for step in range(K):
                 coef = next(batches)
                 ncy = torch.mul(coef, y).neg_()
-            if config.optimizer == "adam":
                 rsum = kern.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"])
                 _adam_update(nets, kern, rsum, adam, h, checks * K + step + 1)
-            else:
-                kern.gd_step(nets, coef, ncy, live["hi"], live["lo"])
+        elif stochastic:  # SGD: the step size goes into the coefficients; blocks of steps at once
+            for coef in _minibatch_draws(p, config.minibatch_size, K, gen, h):
+                kern.gd_steps(nets, coef, torch.mul(coef, y).neg_(), live["hi"], live["lo"])
+        else:
+            kern.gd_steps(nets, coef, ncy, live["hi"], live["lo"], K)
         # The kernel tracks the kinks before each step; fold in the parameters after the last one.
         kern.track(nets.a, nets.b, live["hi"], live["lo"])
         live.update(a=nets.a, b=nets.b, c=nets.c, w=nets.w)

@@ -1,0 +1,226 @@
+/* Full-batch GD steps of the vectorised 1-D Monte Carlo (weightspace.relu.mc1d, kernel "c").
+
+   n two-layer ReLU nets f(x) = c + sum_i w_i relu(a_i x + b_i) of width m, stored row-major in
+   contiguous float64 arrays a, b, w (n x m) and c (n), take `steps` GD steps in place. Step s of
+   net i uses the weighted residual r_j = coef_j f(x_j) + ncy_j with the six coefficient pairs at
+   coef + i*coef_net + s*coef_step and ncy + i*ncy_net + s*ncy_step (a stride of 0 repeats a row).
+
+   The arithmetic is that of mc1d._ScatterKernel.gd_step, operation for operation and in the same
+   order, so that both kernels give the same bits:
+
+     kink   k = -b/a; e = max_i |k_i| (NaN if any is NaN) is folded into vmax (max) and -e into
+            vmin (min), with NaN propagating, at the parameters before every step;
+     class  t = clamp(softshrink(k, 1/2), -3, 3) + 4 sign(a) + 7 rounded to an integer by adding
+            1.5 * 2^52; its low four bits are the bin (0..6: a < 0, 8..14: a > 0). NaN and a == 0
+            give some bin in 0..15, so a diverged net never indexes out of bounds;
+     sums   per-bin sums of (w a, w b) in neuron order, then running sums C over the 16 bins;
+            f_j = (C_B[8+j] - C_B[j]) + (C_A[8+j] - C_A[j]) x_j, plus c;
+     back   r_j = ncy_j + f_j coef_j, running sums R (of r and of x r) into a 16-wide table:
+            T[0] = 0, T[1+j] = R_{j+1}, T[8+k] = R_6 - R_k, T[7] = T[15] = 0; each neuron reads
+            S1 (x r) and S0 (r) at its bin;
+     update a -= w S1, b -= w S0, w -= a S1 + b S0 (two multiply-adds, in this order), all at
+            the old parameters, and c -= R_6.
+
+   Where PyTorch evaluates addcmul as one fused multiply-add, `fused` selects fma() for the six
+   multiply-adds above (f, r and the four of the update); otherwise they are a product and a sum.
+   Nets are independent, so each group of GROUP nets runs all its steps before the next group
+   starts, with its bins in local arrays; the groups change no result. Build with -O2
+   -ffp-contract=off and without -ffast-math. */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NPOINTS 6
+#define NBINS 16
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KERNEL_INLINE static inline __attribute__((always_inline))
+#else
+#define KERNEL_INLINE static inline
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define FMA_TARGET __attribute__((target("fma")))
+#else
+#define FMA_TARGET
+#endif
+
+/* x + 1.5 * 2^52 rounds x (|x| < 2^51) to an integer held in the low mantissa bits. */
+static const double ROUND_MAGIC = 6755399441055744.0;
+
+KERNEL_INLINE double mul_add(int fused, double x, double y, double z)
+{
+    return fused ? fma(x, y, z) : z + x * y;
+}
+
+KERNEL_INLINE unsigned kink_bin(double a, double k)
+{
+    double t = k > 0.5 ? k - 0.5 : (k < -0.5 ? k + 0.5 : k * 0.0);
+    t = t < -3.0 ? -3.0 : (t > 3.0 ? 3.0 : t);
+    double sign = (double)((a > 0.0) - (a < 0.0));
+    double u = (t + 4.0 * sign) + (7.0 + ROUND_MAGIC);
+    uint64_t bits;
+    memcpy(&bits, &u, sizeof bits);
+    return (unsigned)(bits & 15u);
+}
+
+/* `steps` steps of `group` consecutive nets (1 <= group <= GROUP) whose neuron loops are
+   interleaved: the per-bin sums of different nets are independent chains of additions, so the
+   processor overlaps them. Each net's arithmetic is the same as when it runs alone. Wider nets
+   have enough independent work in one net's neuron loop and run alone. */
+#define GROUP 4
+#define GROUP_MAX_WIDTH 128
+
+KERNEL_INLINE void group_steps(int fused, int group, int64_t m, int64_t steps, double *restrict a,
+                               double *restrict b, double *restrict w, double *restrict c,
+                               const double *coef, int64_t coef_net, int64_t coef_step,
+                               const double *ncy, int64_t ncy_net, int64_t ncy_step,
+                               const double *restrict x, double *restrict vmax,
+                               double *restrict vmin, unsigned char *restrict bins)
+{
+    double hi[GROUP], lo[GROUP], cc[GROUP];
+    for (int g = 0; g < group; g++) {
+        hi[g] = vmax[g];
+        lo[g] = vmin[g];
+        cc[g] = c[g];
+    }
+    for (int64_t s = 0; s < steps; s++) {
+        double ha[GROUP][NBINS], hb[GROUP][NBINS], ext[GROUP];
+        for (int g = 0; g < group; g++) {
+            ext[g] = -1.0;
+            for (int k = 0; k < NBINS; k++)
+                ha[g][k] = hb[g][k] = 0.0;
+        }
+
+        /* Kinks, bins and per-bin sums. */
+        for (int64_t i = 0; i < m; i++) {
+            for (int g = 0; g < group; g++) {
+                int64_t at = g * m + i;
+                double ai = a[at], bi = b[at], wi = w[at];
+                double k = -bi / ai;
+                double v = fabs(k);
+                ext[g] = (v > ext[g] || v != v) ? v : ext[g]; /* a NaN stays */
+                unsigned bin = kink_bin(ai, k);
+                bins[at] = (unsigned char)bin;
+                ha[g][bin] += wi * ai;
+                hb[g][bin] += wi * bi;
+            }
+        }
+
+        double t0[GROUP][NBINS], t1[GROUP][NBINS];
+        for (int g = 0; g < group; g++) {
+            double e = ext[g], ne = -e;
+            hi[g] = (e > hi[g] || e != e) ? e : hi[g];
+            lo[g] = (ne < lo[g] || ne != ne) ? ne : lo[g];
+
+            /* Running sums over the bins, f at the points, residuals and their running sums. */
+            const double *cf = coef + g * coef_net + s * coef_step;
+            const double *ny = ncy + g * ncy_net + s * ncy_step;
+            double sa = 0.0, sb = 0.0;
+            for (int k = 0; k < NBINS; k++) {
+                sa += ha[g][k];
+                sb += hb[g][k];
+                ha[g][k] = sa;
+                hb[g][k] = sb;
+            }
+            double acc0 = 0.0, acc1 = 0.0;
+            t0[g][0] = t1[g][0] = 0.0;
+            for (int j = 0; j < NPOINTS; j++) {
+                double fa = ha[g][8 + j] - ha[g][j];
+                double fb = hb[g][8 + j] - hb[g][j];
+                double f = mul_add(fused, fa, x[j], fb) + cc[g];
+                double r = mul_add(fused, f, cf[j], ny[j]);
+                acc0 += r * x[j];
+                acc1 += r;
+                t0[g][1 + j] = acc0;
+                t1[g][1 + j] = acc1;
+            }
+            t0[g][7] = t1[g][7] = 0.0;
+            for (int k = 0; k <= NPOINTS; k++) {
+                t0[g][8 + k] = t0[g][6] - t0[g][k];
+                t1[g][8 + k] = t1[g][6] - t1[g][k];
+            }
+            t0[g][15] = t1[g][15] = 0.0;
+            cc[g] = cc[g] - t1[g][6];
+        }
+
+        /* Simultaneous update at the old parameters. */
+        for (int g = 0; g < group; g++) {
+            const double *s1 = t0[g], *s0 = t1[g];
+            for (int64_t i = 0; i < m; i++) {
+                int64_t at = g * m + i;
+                unsigned bin = bins[at];
+                double g1 = s1[bin], g0 = s0[bin];
+                double ai = a[at], bi = b[at], wi = w[at];
+                double nw = mul_add(fused, -ai, g1, wi);
+                w[at] = mul_add(fused, -bi, g0, nw);
+                a[at] = mul_add(fused, -wi, g1, ai);
+                b[at] = mul_add(fused, -wi, g0, bi);
+            }
+        }
+    }
+    for (int g = 0; g < group; g++) {
+        vmax[g] = hi[g];
+        vmin[g] = lo[g];
+        c[g] = cc[g];
+    }
+}
+
+#define NET_LOOP(FUSED)                                                                        \
+    do {                                                                                       \
+        int64_t i = 0;                                                                         \
+        for (; m <= GROUP_MAX_WIDTH && i + GROUP <= n; i += GROUP)                             \
+            group_steps(FUSED, GROUP, m, steps, a + i * m, b + i * m, w + i * m, c + i,        \
+                        coef + i * coef_net, coef_net, coef_step, ncy + i * ncy_net, ncy_net,  \
+                        ncy_step, x, vmax + i, vmin + i, bins);                                \
+        for (; i < n; i++)                                                                     \
+            group_steps(FUSED, 1, m, steps, a + i * m, b + i * m, w + i * m, c + i,            \
+                        coef + i * coef_net, coef_net, coef_step, ncy + i * ncy_net, ncy_net,  \
+                        ncy_step, x, vmax + i, vmin + i, bins);                                \
+    } while (0)
+
+static void run_separate(int64_t n, int64_t m, int64_t steps, double *a, double *b, double *w,
+                         double *c, const double *coef, int64_t coef_net, int64_t coef_step,
+                         const double *ncy, int64_t ncy_net, int64_t ncy_step, const double *x,
+                         double *vmax, double *vmin, unsigned char *bins)
+{
+    NET_LOOP(0);
+}
+
+FMA_TARGET static void run_fused(int64_t n, int64_t m, int64_t steps, double *a, double *b,
+                                 double *w, double *c, const double *coef, int64_t coef_net,
+                                 int64_t coef_step, const double *ncy, int64_t ncy_net,
+                                 int64_t ncy_step, const double *x, double *vmax, double *vmin,
+                                 unsigned char *bins)
+{
+    NET_LOOP(1);
+}
+
+/* Returns 0, or 1 if the scratch array (GROUP * m bytes) cannot be allocated (nothing is changed then). */
+int mc1d_gd_steps(int64_t n, int64_t m, int64_t steps, double *a, double *b, double *w, double *c,
+                  const double *coef, int64_t coef_net, int64_t coef_step, const double *ncy,
+                  int64_t ncy_net, int64_t ncy_step, const double *x, double *vmax, double *vmin,
+                  int fused)
+{
+    if (n <= 0 || m <= 0 || steps <= 0)
+        return 0;
+    unsigned char *bins = malloc((size_t)m * GROUP);
+    if (bins == NULL)
+        return 1;
+    if (fused)
+        run_fused(n, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net, ncy_step, x,
+                  vmax, vmin, bins);
+    else
+        run_separate(n, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net, ncy_step,
+                     x, vmax, vmin, bins);
+    free(bins);
+    return 0;
+}
+
+/* Version of the calling convention above; the Python side checks it after loading. */
+int mc1d_abi_version(void)
+{
+    return 1;
+}

@@ -1,0 +1,247 @@
+"""The fused C step of the 1D Monte Carlo (kernel="c"): same bits as the scatter kernel."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from weightspace.relu import ckernel
+from weightspace.relu import criterion as crit
+from weightspace.relu import mc1d
+from weightspace.relu.mc1d import MCConfig, run_chunk
+
+F64 = torch.float64
+
+pytestmark = pytest.mark.skipif(not ckernel.available(), reason="no C compiler to build the C kernel")
+
+# Where PyTorch's addcmul rounds differently depending on the layout, the C step can only agree
+# with the scatter kernel to rounding (see ckernel.addcmul_mode).
+EXACT = ckernel.addcmul_mode() != "mixed"
+
+
+def _assert_same(x, y):
+    if EXACT:
+        assert torch.equal(x, y), float((x - y).abs().max())
+    else:
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+def _nets(n, m, seed):
+    """Random nets whose kinks lie on both sides, in every gap and within 1e-9 of data points."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, m, generator=g, dtype=F64) * math.sqrt(2.0)
+    b = torch.randn(n, m, generator=g, dtype=F64) * 2.0
+    x = crit.points()
+    near = torch.rand(n, m, generator=g, dtype=F64) < 0.25
+    at = x[torch.randint(0, 6, (n, m), generator=g)]
+    eps = (torch.rand(n, m, generator=g, dtype=F64) - 0.5) * 2e-9
+    b = torch.where(near, -a * (at + eps), b)
+    w = torch.randn(n, m, generator=g, dtype=F64)
+    c = torch.randn(n, generator=g, dtype=F64)
+    p = torch.rand(n, 6, generator=g, dtype=F64) + 0.05
+    return a, b, c, w, p / p.sum(1, keepdim=True)
+
+
+def _classes(a, b):
+    kink = -b / a
+    left = (crit.points().view(1, 1, -1) < kink.unsqueeze(-1)).sum(-1)
+    return set(zip((a > 0).flatten().tolist(), left.flatten().tolist()))
+
+
+@pytest.mark.parametrize("n,m", [(61, 16), (9, 64), (3, 5)])
+def test_c_steps_equal_scatter_steps(n, m):
+    a, b, c, w, p = _nets(n, m, seed=m)
+    if m == 16:
+        assert len(_classes(a, b)) == 14
+    y = crit.labels(0.1)
+    h = crit.large_step_sizes(a, b, w, p)
+    steppers = {k: mc1d.GDStepper(a, b, c, w, p, h, y, kernel=k) for k in ("scatter", "c")}
+    assert steppers["c"].kernel == "c"
+    for steps in (1, 1, 7, 40):
+        for st in steppers.values():
+            st.step(steps)
+        for x, yy in zip(steppers["scatter"].params, steppers["c"].params):
+            _assert_same(x, yy)
+        _assert_same(steppers["scatter"]._hi, steppers["c"]._hi)
+        _assert_same(steppers["scatter"]._lo, steppers["c"]._lo)
+    _assert_same(steppers["scatter"].max_kink, steppers["c"].max_kink)
+    # The parameters moved and the kinks with them.
+    assert not torch.equal(steppers["c"].params[0], a)
+
+
+def test_c_gd_step_equals_autograd():
+    a, b, c, w, p = _nets(60, 16, seed=0)
+    assert len(_classes(a, b)) == 14
+    y = crit.labels(0.1)
+    h = torch.rand(60, generator=torch.Generator().manual_seed(1), dtype=F64) * 0.05
+    params = [t.clone().requires_grad_() for t in (a, b, c, w)]
+    mc1d.loss(*params, p, y).sum().backward()
+    new = mc1d.gd_step(a, b, c, w, p, h, y, kernel="c")
+    for old, t, upd in zip((a, b, c, w), params, new):
+        hh = h.view(-1, 1) if old.dim() == 2 else h
+        step = hh * t.grad
+        err = (upd - (old - step)).abs()
+        assert bool((err <= 1e-12 * (old.abs() + step.abs())).all())
+        assert bool((step.abs() > 0).any())
+
+
+def test_c_tracks_kinks_before_every_step():
+    a, b, c, w, p = _nets(30, 16, seed=6)
+    b = b * 0.15
+    y = crit.labels(0.0)
+    h = crit.large_step_sizes(a, b, w, p)
+    st = mc1d.GDStepper(a, b, c, w, p, h, y, kernel="c")
+    expected = (b / a).abs().amax(1)
+    for _ in range(40):
+        st.step(1)
+        na, nb = st.params[:2]
+        expected = torch.maximum(expected, (nb / na).abs().amax(1))
+    torch.testing.assert_close(st.max_kink, expected, rtol=0, atol=0)
+
+
+def test_c_sgd_block_equals_scatter_steps():
+    n, m, k = 13, 16, 9
+    a, b, c, w, p = _nets(n, m, seed=3)
+    y = crit.labels(0.05)
+    coef = torch.rand(n, k, 6, generator=torch.Generator().manual_seed(2), dtype=F64) * 0.01
+    ncy = torch.mul(coef, y).neg_()
+    out = {}
+    for name in ("scatter", "c"):
+        kern = mc1d._make_kernel(name, n, m, torch.device("cpu"), F64)
+        nets = mc1d._Nets(a.clone(), b.clone(), c.clone(), w.clone())
+        hi, lo = torch.zeros(n, dtype=F64), torch.zeros(n, dtype=F64)
+        kern.gd_steps(nets, coef, ncy, hi, lo)
+        out[name] = (nets.a, nets.b, nets.c, nets.w, hi, lo)
+    for x, yy in zip(out["scatter"], out["c"]):
+        _assert_same(x, yy)
+
+
+_VARIANTS = {
+    "gd": MCConfig(steps_per_check=150, max_checks=8),
+    "gd_es": MCConfig(early_stopping=True, patience=2, steps_per_check=100, max_checks=8),
+    "sgd": MCConfig(optimizer="sgd", step_size="small", sufficient_criterion=False, early_stopping=True,
+                    steps_per_check=100, max_checks=8, patience=2),
+    "adam": MCConfig(optimizer="adam", step_size="small", sufficient_criterion=False,
+                     early_stopping=True, steps_per_check=100, max_checks=8, patience=2),
+}
+
+
+def _same(r1, r2):
+    assert r1.counts == r2.counts
+    assert r1.stop_histogram == r2.stop_histogram
+    np.testing.assert_array_equal(r1.status, r2.status)
+    np.testing.assert_array_equal(r1.stop_check, r2.stop_check)
+    if EXACT:
+        assert r1.max_kink.tobytes() == r2.max_kink.tobytes()
+    else:
+        np.testing.assert_allclose(r1.max_kink, r2.max_kink, rtol=1e-9)
+    assert r1.step_size.tobytes() == r2.step_size.tobytes()
+
+
+@pytest.mark.parametrize("variant", sorted(_VARIANTS))
+@pytest.mark.parametrize("seed", [5, 11])
+def test_run_chunk_c_equals_scatter(variant, seed):
+    cfg = _VARIANTS[variant]
+    res = {k: run_chunk(MCConfig.from_dict({**cfg.to_dict(), "kernel": k}), seed=seed, n_runs=24,
+                        width=16, offset=0.01) for k in ("scatter", "c")}
+    assert res["c"].kernel == "c" and res["scatter"].kernel == "scatter"
+    assert res["c"].checks_run == res["scatter"].checks_run
+    _same(res["scatter"], res["c"])
+    # Something was decided, so the comparison is not between two blank results.
+    assert res["c"].counts["UNFINISHED"] < 24
+
+
+def test_auto_picks_c_on_cpu_for_float64():
+    assert mc1d._resolve_kernel("auto", torch.device("cpu")) == "c"
+    assert mc1d._resolve_kernel("auto", torch.device("cpu"), torch.float32) == "scatter"
+    assert mc1d._resolve_kernel("auto", torch.device("cuda")) == "dense"
+    assert run_chunk(MCConfig(steps_per_check=5, max_checks=1), 0, 4, 8, 0.0).kernel == "c"
+
+
+@pytest.mark.parametrize("variant", ["gd", "sgd"])
+def test_resume_with_c_kernel_is_bit_identical(variant):
+    cfg = MCConfig.from_dict({**_VARIANTS[variant].to_dict(), "kernel": "c"})
+    saved = []
+    straight = run_chunk(cfg, seed=9, n_runs=24, width=16, offset=0.01, checkpoint_every=2,
+                         checkpoint=saved.append)
+    assert saved and saved[0].checks_done == 2
+    buf = io.BytesIO()
+    torch.save(saved[0].to_dict(), buf)
+    buf.seek(0)
+    resumed = run_chunk(cfg, seed=9, n_runs=24, width=16, offset=0.01, state=torch.load(buf))
+    assert straight.max_kink.tobytes() == resumed.max_kink.tobytes()
+    np.testing.assert_array_equal(straight.status, resumed.status)
+    np.testing.assert_array_equal(straight.stop_check, resumed.stop_check)
+
+
+def test_nan_inf_and_zero_weights_do_not_crash():
+    n, m = 8, 16
+    a, b, c, w, p = _nets(n, m, seed=4)
+    a[1, 3] = float("nan")
+    b[2, :] = float("inf")
+    a[3, 5] = 0.0  # kink at -inf or +inf
+    a[4, 7], b[4, 7] = 0.0, 0.0  # kink 0/0
+    w[5, 0] = float("inf")
+    y = crit.labels(0.0)
+    h = crit.large_step_sizes(a.nan_to_num(1.0), b.nan_to_num(0.0, 0.0, 0.0), w.nan_to_num(0.0, 0.0, 0.0), p)
+    out = {}
+    for name in ("scatter", "c"):
+        st = mc1d.GDStepper(a, b, c, w, p, h, y, kernel=name)
+        st.step(3)
+        out[name] = (*st.params, st.max_kink)
+    mk = out["c"][4]
+    assert bool(mk[[1, 4]].isnan().all())  # NaN kinks (a NaN, 0/0) propagate
+    assert not bool((mk[[1, 2, 3, 4]] < 1.0).any())  # so do infinite ones: all count as crossed
+    assert not bool(mk[[0, 3, 6, 7]].isnan().any())
+    # Nets without NaN kinks give the same bits as the scatter kernel, a == 0 included.
+    for x, yy in zip(out["scatter"], out["c"]):
+        _assert_same(x[[0, 3, 6, 7]], yy[[0, 3, 6, 7]])
+
+
+def test_bad_inputs_are_refused():
+    a, b, c, w, p = _nets(4, 8, seed=1)
+    hi, lo = torch.zeros(4, dtype=F64), torch.zeros(4, dtype=F64)
+    with pytest.raises(ckernel.CKernelError, match="float64"):
+        ckernel.gd_steps(a.float(), b, c, w, p, p, hi, lo)
+    with pytest.raises(ckernel.CKernelError, match="contiguous"):
+        ckernel.gd_steps(a.t().contiguous().t(), b, c, w, p, p, hi, lo)
+    with pytest.raises(ckernel.CKernelError, match="shape"):
+        ckernel.gd_steps(a, b[:, :4].contiguous(), c, w, p, p, hi, lo)
+    with pytest.raises(ckernel.CKernelError, match="steps"):
+        ckernel.gd_steps(a, b, c, w, p.view(4, 1, 6).expand(4, 3, 6), p, hi, lo, steps=2)
+    with pytest.raises(ValueError, match="float64"):
+        run_chunk(MCConfig(kernel="c", steps_per_check=2, max_checks=1), 0, 4, 8, 0.0, dtype=torch.float32)
+
+
+def test_missing_compiler_gives_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("WEIGHTSPACE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ckernel.CKernelError, match="needs a C compiler.*CC"):
+        ckernel.library()
+    assert not ckernel.available()
+    assert mc1d._resolve_kernel("auto", torch.device("cpu")) == "scatter"
+    with pytest.raises(ckernel.CKernelError, match="kernel='scatter'"):
+        run_chunk(MCConfig(kernel="c", steps_per_check=2, max_checks=1), 0, 4, 8, 0.0)
+    assert run_chunk(MCConfig(steps_per_check=2, max_checks=1), 0, 4, 8, 0.0).kernel == "scatter"
+
+
+def test_build_is_cached_and_used_without_a_compiler(monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WEIGHTSPACE_CACHE", str(cache))
+    monkeypatch.delenv("CC", raising=False)
+    lib = ckernel.library()
+    built = list(cache.iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"  # no temporary file left behind
+    assert ckernel.library() is lib
+    # Without a compiler, the library already built from this source is loaded.
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert ckernel.available()
+    a, b, c, w, p = _nets(5, 16, seed=8)
+    y = crit.labels(0.0)
+    h = crit.large_step_sizes(a, b, w, p)
+    ref = mc1d.train_gd(a, b, c, w, p, h, y, steps=5, kernel="scatter")
+    got = mc1d.train_gd(a, b, c, w, p, h, y, steps=5, kernel="c")
+    for x, yy in zip(ref, got):
+        _assert_same(x, yy)
