@@ -12,6 +12,7 @@ from .quick import DIGITS_SEED, MNIST_SUBSET_SEED, digits, mnist_subset, stratif
 from .seeds import derive_seed, numpy_rng, seed_sequence, torch_generator
 from .splits import ArraySplit, tensor_dataset
 from .synthetic import random_image_split, random_images
+from weightspace.lazy import lazy_attributes
 
 # The paper-scale loaders import torchvision (seconds): loaded on first use, so that jobs which
 # only need seeds or the quick data start fast.
@@ -25,19 +26,7 @@ _LAZY = {
     "transforms": ["CIFAR_MEAN", "CIFAR_STD", "IMAGENET_MEAN", "IMAGENET_STD", "TRANSFORM_NAMES",
                    "standard_transform"],
 }
-_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name):
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "ArraySplit",

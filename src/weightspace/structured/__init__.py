@@ -4,7 +4,7 @@ The names below load their module on first use: the approximators and layers imp
 (seconds), which jobs that only tabulate or plot results (``summaries``) never need.
 """
 
-import importlib
+from weightspace.lazy import lazy_attributes
 
 _LAZY = {
     "approximation": ["Approximation", "param_budget", "resolve_budget"],
@@ -13,19 +13,10 @@ _LAZY = {
     "layers": ["LowRankLayer", "SSSLayer"],
     "low_rank": ["LowRankFactors", "approximate_low_rank", "low_rank_rank", "truncated_svd_factors"],
     "psm": ["approximate_psm", "approximate_psm_search"],
-    "sss": ["SSSRealisation", "approximate_sss", "approximate_sss_search", "identify_sss", "max_state_dim", "random_realisation", "sss_param_count", "stage_grid", "stage_sizes"],
+    "sss": ["SSSRealisation", "approximate_sss", "approximate_sss_search", "identify_sss", "max_state_dim",
+            "random_realisation", "sss_param_count", "stage_grid", "stage_sizes"],
     "structured_layers": ["HMatLayer", "LDRLayer", "PSMLayer", "TLLayer"],
 }
-_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
-
-def __getattr__(name):
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-__all__ = sorted(_LAZY_NAMES)
+__all__ = sorted(name for names in _LAZY.values() for name in names)
