@@ -74,6 +74,7 @@ rule relu_mc_chunk:
         code=code(
             "weightspace.relu.mc1d",
             "weightspace.relu.criterion",
+            "weightspace.relu.statistics",
             "weightspace.relu.ckernel",
             "weightspace.relu.csrc",
         ),
@@ -99,7 +100,11 @@ rule relu_mc_aggregate:
         mem_mb=2000,
     params:
         config=cfg("relu.mc"),
-        code=code("weightspace.relu.mc1d", "weightspace.relu.mc_summary"),
+        code=code(
+            "weightspace.relu.mc1d",
+            "weightspace.relu.mc_summary",
+            "weightspace.relu.statistics",
+        ),
     script:
         "../workflow/scripts/relu_mc_aggregate.py"
 
@@ -126,7 +131,11 @@ rule relu_plot_mc:
         runtime=10,
         mem_mb=1000,
     params:
-        code=code("weightspace.plotting", "weightspace.relu.mc_summary"),
+        code=code(
+            "weightspace.plotting",
+            "weightspace.relu.mc_summary",
+            "weightspace.relu.statistics",
+        ),
     script:
         "../workflow/scripts/plot_relu_mc.py"
 
@@ -154,6 +163,7 @@ rule relu_star_chunk:
             "weightspace.relu.batched",
             "weightspace.relu.distributions",
             "weightspace.relu.star_summary",
+            "weightspace.relu.statistics",
         ),
         checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
     script:
@@ -177,7 +187,11 @@ rule relu_star_aggregate:
         mem_mb=2000,
     params:
         config=cfg("relu.star"),
-        code=code("weightspace.relu.star", "weightspace.relu.star_summary"),
+        code=code(
+            "weightspace.relu.star",
+            "weightspace.relu.star_summary",
+            "weightspace.relu.statistics",
+        ),
     script:
         "../workflow/scripts/relu_star_aggregate.py"
 
@@ -205,7 +219,11 @@ rule relu_plot_star:
         mem_mb=1000,
     params:
         config=cfg("relu.star"),
-        code=code("weightspace.plotting", "weightspace.relu.star_summary"),
+        code=code(
+            "weightspace.plotting",
+            "weightspace.relu.star_summary",
+            "weightspace.relu.statistics",
+        ),
     script:
         "../workflow/scripts/plot_relu_star.py"
 

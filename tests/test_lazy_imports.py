@@ -31,3 +31,8 @@ def test_lazy_attributes_load_on_first_use_and_cache():
     assert getattr_("points") is points and namespace["points"] is points
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         getattr_("nope")
+
+
+@pytest.mark.parametrize("module", ["weightspace.relu.mc_summary", "weightspace.relu.star_summary"])
+def test_relu_summaries_do_not_import_torch(module):
+    assert "torch" not in _imported_after(f"import {module}")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from weightspace.relu.mc1d import Status, estimate_crossing_probability
+from weightspace.relu.statistics import Status, estimate_crossing_probability
 
 STATUS_NAMES = [s.name for s in Status]
 

@@ -25,7 +25,7 @@ into stages is bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ import torch
 from weightspace.data.seeds import numpy_rng, torch_generator
 from weightspace.relu.batched import BatchedTwoLayer, empirical_ntk, weighted_sq_loss_and_grads
 from weightspace.relu.distributions import star_dataset
-from weightspace.relu.mc1d import wilson_interval
+from weightspace.relu.star_summary import StarResult, star_fractions  # noqa: F401 (re-exported)
 
 MSE_MARGIN = 0.999999
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -75,30 +75,6 @@ class StarConfig:
         if unknown:
             raise ValueError(f"unknown StarConfig keys {unknown}; known keys: {sorted(known)}")
         return cls(**dict(data))
-
-
-@dataclass
-class StarResult:
-    width: int
-    epoch: int
-    kink_first_crossed: np.ndarray  # (P,) int64, −1 = never
-    mse_first_crossed: np.ndarray  # (P,) int64, −1 = never
-    final_loss: np.ndarray  # (P,)
-    lin_threshold: np.ndarray  # (P,)
-    step: np.ndarray  # (P,) 1/λ_max
-    step_factor: float  # 1, or 2 with star_double_step
-
-    @property
-    def n_nets(self) -> int:
-        return len(self.kink_first_crossed)
-
-    @property
-    def n_kink_crossed(self) -> int:
-        return int((self.kink_first_crossed >= 0).sum())
-
-    @property
-    def n_mse_crossed(self) -> int:
-        return int((self.mse_first_crossed >= 0).sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,26 +275,3 @@ def star_result(state: Mapping) -> StarResult:
         step=state["step"].cpu().numpy().copy(),
         step_factor=float(state["step_factor"]),
     )
-
-
-def star_fractions(results: Iterable[StarResult], z: float = 1.959963984540054) -> list[dict]:
-    """Per width, the fraction of nets with a kink crossing and with MSE below the threshold.
-
-    Results of equal width (e.g. m = 8192 run as 2 × 500 nets) are pooled, i.e. weighted by their
-    number of nets. Each fraction comes with its Wilson interval.
-    """
-    pooled: dict[int, list[int]] = {}
-    for r in results:
-        acc = pooled.setdefault(r.width, [0, 0, 0])
-        acc[0] += r.n_nets
-        acc[1] += r.n_kink_crossed
-        acc[2] += r.n_mse_crossed
-    rows = []
-    for width in sorted(pooled):
-        n, kink, mse = pooled[width]
-        k_lo, k_hi = wilson_interval(kink, n, z)
-        m_lo, m_hi = wilson_interval(mse, n, z)
-        rows.append({"width": width, "n_nets": n,
-                     "fraction_kink_crossed": kink / n, "kink_low": k_lo, "kink_high": k_hi,
-                     "fraction_mse_crossed": mse / n, "mse_low": m_lo, "mse_high": m_hi})
-    return rows

@@ -1,7 +1,8 @@
 """Chunks of the star experiment → escape fractions per width and the claims of relu_fig_star
 (spec Section 4).
 
-A chunk file holds one ``StarResult`` of a (width, chunk) job as JSON (``result_to_dict``). The
+``StarResult`` (the per-net events of a trained chunk) and ``star_fractions`` live here, free of
+torch, so that the aggregate and plot jobs start fast. A chunk file holds one ``StarResult`` of a (width, chunk) job as JSON (``result_to_dict``). The
 per-net event epochs make the fractions available at every epoch budget up to the trained one,
 so the aggregate also tabulates them at the end of each training stage.
 """
@@ -9,11 +10,61 @@ so the aggregate also tabulates them at the end of each training stage.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from weightspace.relu.star import StarResult, star_fractions
+from weightspace.relu.statistics import wilson_interval
+
+
+@dataclass
+class StarResult:
+    width: int
+    epoch: int
+    kink_first_crossed: np.ndarray  # (P,) int64, −1 = never
+    mse_first_crossed: np.ndarray  # (P,) int64, −1 = never
+    final_loss: np.ndarray  # (P,)
+    lin_threshold: np.ndarray  # (P,)
+    step: np.ndarray  # (P,) 1/λ_max
+    step_factor: float  # 1, or 2 with star_double_step
+
+    @property
+    def n_nets(self) -> int:
+        return len(self.kink_first_crossed)
+
+    @property
+    def n_kink_crossed(self) -> int:
+        return int((self.kink_first_crossed >= 0).sum())
+
+    @property
+    def n_mse_crossed(self) -> int:
+        return int((self.mse_first_crossed >= 0).sum())
+
+
+
+def star_fractions(results: Iterable[StarResult], z: float = 1.959963984540054) -> list[dict]:
+    """Per width, the fraction of nets with a kink crossing and with MSE below the threshold.
+
+    Results of equal width (e.g. m = 8192 run as 2 × 500 nets) are pooled, i.e. weighted by their
+    number of nets. Each fraction comes with its Wilson interval.
+    """
+    pooled: dict[int, list[int]] = {}
+    for r in results:
+        acc = pooled.setdefault(r.width, [0, 0, 0])
+        acc[0] += r.n_nets
+        acc[1] += r.n_kink_crossed
+        acc[2] += r.n_mse_crossed
+    rows = []
+    for width in sorted(pooled):
+        n, kink, mse = pooled[width]
+        k_lo, k_hi = wilson_interval(kink, n, z)
+        m_lo, m_hi = wilson_interval(mse, n, z)
+        rows.append({"width": width, "n_nets": n,
+                     "fraction_kink_crossed": kink / n, "kink_low": k_lo, "kink_high": k_hi,
+                     "fraction_mse_crossed": mse / n, "mse_low": m_lo, "mse_high": m_hi})
+    return rows
+
 
 _ARRAYS = ("kink_first_crossed", "mse_first_crossed", "final_loss", "lin_threshold", "step")
 
