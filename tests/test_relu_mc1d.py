@@ -374,3 +374,63 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     assert abs(float((x[1:] * x[:-1]).mean() / (x * x).mean())) < 0.06  # ~ 3.8 SE
     again = torch.stack(list(mc1d.minibatch_blocks(p, 16, 4000, torch.Generator().manual_seed(0), h)))
     assert torch.equal(again, torch.stack(steps))
+
+
+def _second_moment_recurrence(a, b, c, w, p, h, y, steps):
+    """The width-independent dynamics of spec App. C: while no kink crosses a data point, every
+    neuron of one side (a > 0: active on x > 0; a < 0: on x < 0) moves by the same linear map
+    θ ← (I − hM)θ, θ = (a, b, w), M = [[0, 0, S1], [0, 0, S0], [S1, S0, 0]] with the side's
+    residual sums S0 = Σ r_j, S1 = Σ r_j x_j. So the per-side second moments Σ = Σ_i θ_i θ_iᵀ
+    follow Σ ← (I − hM) Σ (I − hM)ᵀ, and f = c + x·Σ[a, w] + Σ[b, w] on each side: O(1) per net.
+    Returns f at the six points after every step, (steps, n, 6)."""
+    x = crit.points()
+    theta = torch.stack((a, b, w), dim=2)  # (n, m, 3)
+    sigma = {side: torch.einsum("nmi,nmj,nm->nij", theta, theta, (sign * a > 0).to(F64))
+             for side, sign in (("+", 1.0), ("-", -1.0))}
+    masks = {"+": x > 0, "-": x < 0}
+    c = c.clone()
+    eye = torch.eye(3, dtype=F64)
+    out = []
+    for _ in range(steps):
+        f = c.unsqueeze(1) + torch.where(
+            masks["+"], x * sigma["+"][:, 0:1, 2] + sigma["+"][:, 1:2, 2],
+            x * sigma["-"][:, 0:1, 2] + sigma["-"][:, 1:2, 2])
+        r = p * h.unsqueeze(1) * (f - y)  # h folded in: the update is θ − M θ
+        for side, mask in masks.items():
+            s0, s1 = (r * mask).sum(1), (r * x * mask).sum(1)
+            zero = torch.zeros_like(s0)
+            m = torch.stack((torch.stack((zero, zero, s1), 1), torch.stack((zero, zero, s0), 1),
+                             torch.stack((s1, s0, zero), 1)), 1)
+            step = eye - m
+            sigma[side] = step @ sigma[side] @ step.transpose(1, 2)
+        c = c - r.sum(1)
+        out.append(f)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kernel", ["auto", "dense"])
+def test_function_follows_the_width_independent_recurrence(kernel):
+    # He init with zero biases (the MC's start) and the large step, at three widths: as long as
+    # no kink reaches a data point, the simulated network function equals the O(1) recurrence.
+    for width in (8, 64, 512):
+        n = 32
+        g = torch.Generator().manual_seed(width)
+        a = torch.randn(n, width, generator=g, dtype=F64) * math.sqrt(2.0)
+        w = torch.randn(n, width, generator=g, dtype=F64) * math.sqrt(2.0 / width)
+        b, c = torch.zeros(n, width, dtype=F64), torch.zeros(n, dtype=F64)
+        p = torch.as_tensor(mc1d.sample_frequencies(np.random.default_rng(width), n, width**2))
+        h = crit.large_step_sizes(a, b, w, p)
+        y = crit.labels(0.1)
+        expected = _second_moment_recurrence(a, b, c, w, p, h, y, steps=60)
+        stepper = mc1d.GDStepper(a, b, c, w, p, h, y, kernel=kernel)
+        got = []
+        for _ in range(60):
+            got.append(mc1d.network_output(*stepper.params, crit.points()))
+            stepper.step(1)
+        got = torch.stack(got)
+        trapped = stepper.max_kink < 1.0  # these nets never had a kink reach |x| = 1
+        assert int(trapped.sum()) >= n // 4
+        err = (got - expected)[:, trapped].abs().max()
+        assert float(err) <= 1e-10 * float(expected.abs().max()), (width, float(err))
+        # The function moved: the check is not comparing two constants.
+        assert float((got[-1] - got[0])[trapped].abs().max()) > 1e-3
