@@ -257,6 +257,68 @@ def speed_matrices(rows: int, cols: int, rng: np.random.Generator, *, mismatched
     return {"weight": weight, "dense_weight": dense_weight, "bias": bias, "u": u}
 
 
-def sss_matvec_flops(layer: SSSLayer) -> int:
-    """Multiply–adds of one SSS matvec (exact stored parameters), against k·F for the dense one."""
-    return int(layer.n_weight_params())
+SPEED_COLUMNS = ["shape", "rows", "cols", "n_stages", "backend", "share", "batch", "layer", "iteration",
+                 "seconds_per_matvec", "seconds_mean", "n_params", "state_dim", "flops", "in_features",
+                 "max_abs_error"]
+
+
+def speed_rows(shape: dict, shares, batches, timing: dict, seed: int, *, mismatched_models: bool = False,
+               bench=None, log=None) -> tuple[list[dict], dict]:
+    """Rows (columns SPEED_COLUMNS) of one sss_fig_speed shape, and metrics.
+
+    PyTorch times the dense layer once per batch size (it does not depend on the share; its rows have
+    an empty share) and the SSS layer of every share per batch size. ``bench`` (a
+    cspeed.CBenchmark, or None to leave C out) times single-vector products of both layers in C,
+    each checked against Python every time; the dense one is timed at the first share only.
+    ``log(message, *args)`` reports progress.
+    """
+    from weightspace.structured.cspeed import description_records, flat_rows
+    from weightspace.structured.sss import approximate_sss
+
+    log = log or (lambda *args: None)
+    prob = speed_matrices(shape["rows"], shape["cols"], np.random.default_rng(seed),
+                          mismatched_models=mismatched_models)
+    weight, dense_weight, bias = prob["weight"], prob["dense_weight"], prob["bias"]
+    dense = nn.Linear(dense_weight.shape[1], dense_weight.shape[0])
+    with torch.no_grad():
+        dense.weight.copy_(torch.from_numpy(dense_weight))
+        dense.bias.copy_(torch.from_numpy(bias))
+    base = {"shape": shape["name"], "rows": shape["rows"], "cols": shape["cols"], "n_stages": shape["n_stages"]}
+    dense_info = {"layer": "dense", "share": np.nan, "n_params": dense_weight.size, "state_dim": 0,
+                  "flops": 2 * dense_weight.size, "in_features": dense_weight.shape[1]}
+    rows, metrics = [], {}
+
+    def median_us(times):
+        return 1e6 * float(np.median(times))
+
+    for batch in batches:
+        times = time_forward(dense, batch, seed=seed, **timing)
+        rows += [{**base, **dense_info, "backend": "torch", "batch": batch, "iteration": i, "seconds_per_matvec": t}
+                 for i, t in enumerate(times)]
+        log("torch batch %d: dense %.3g µs per matvec", batch, median_us(times))
+    for n_share, share in enumerate(shares):
+        approx = approximate_sss(weight, share, shape["n_stages"])
+        d = approx.info["state_dim"]
+        sss_info = {"layer": "sss", "share": share, "n_params": approx.n_params, "state_dim": d,
+                    "flops": 2 * approx.info["n_stored"], "in_features": shape["cols"]}
+        layer = SSSLayer.from_approximation(approx, bias=bias)
+        for batch in batches:
+            times = time_forward(layer, batch, seed=seed, **timing)
+            rows += [{**base, **sss_info, "backend": "torch", "batch": batch, "iteration": i,
+                      "seconds_per_matvec": t} for i, t in enumerate(times)]
+            log("share %g (d=%d) torch batch %d: sss %.3g µs per matvec", share, d, batch, median_us(times))
+        if bench is None:
+            continue
+        records = description_records(dense_weight, bias, approx.structure, bias, prob["u"], sss_shape=weight.shape)
+        results = bench.run(records, layers="both" if n_share == 0 else "sss", **timing)
+        for opt, result in results.items():
+            for r in flat_rows(result):
+                info = dense_info if r["layer"] == "dense" else sss_info
+                rows.append({**base, **info, **r, "backend": f"c_{opt}", "batch": 1})
+            msg = f"sss {median_us(result['sss']['median_s']):.3g} µs"
+            if result["dense"]["timed"]:
+                msg = f"dense {median_us(result['dense']['median_s']):.3g} µs, " + msg
+            errors = (result["dense"]["max_abs_error"], result["sss"]["max_abs_error"])
+            log("share %g (d=%d) C -%s: %s per matvec (checksum errors %.2g, %.2g)", share, d, opt, msg, *errors)
+            metrics["c_max_abs_error"] = max(metrics.get("c_max_abs_error", 0.0), *errors)
+    return rows, metrics
