@@ -230,9 +230,10 @@ def test_same_seed_identical_other_seed_differs(variant):
     assert not np.array_equal(r3.status, r1.status) or not np.array_equal(r3.stop_check, r1.stop_check)
 
 
+@pytest.mark.parametrize("kernel", ["c", "scatter"])
 @pytest.mark.parametrize("variant", sorted(_VARIANTS))
-def test_resume_from_checkpoint_is_bit_identical(variant):
-    cfg = _VARIANTS[variant]
+def test_resume_from_checkpoint_is_bit_identical(variant, kernel):
+    cfg = MCConfig.from_dict({**_VARIANTS[variant].to_dict(), "kernel": kernel})
     saved = []
     straight = run_chunk(cfg, seed=9, n_runs=24, width=16, offset=0.01, checkpoint_every=2,
                          checkpoint=saved.append)
