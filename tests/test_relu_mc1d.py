@@ -12,7 +12,8 @@ from weightspace.relu import mc1d
 from weightspace.relu.mc1d import MCConfig, Status, run_chunk
 
 F64 = torch.float64
-KERNELS = ["scatter", "dense"]
+# "c" is the fused C step (the CPU default when a C compiler is found; test_relu_mc1d_ckernel.py).
+KERNELS = ["scatter", "dense", "c"]
 
 
 def _random_nets(n, m, seed, bias_scale=2.0):
@@ -362,7 +363,7 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     p = torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [1 / 6] * 6, [0.1, 0.2, 0.3, 0.1, 0.2, 0.1],
                       [0, 0, 0, 0, 0, 1.0]], dtype=torch.float64)
     h = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
-    steps = list(mc1d.minibatch_blocks(p, 16, 4000, gen, h))
+    steps = list(mc1d.minibatch_frequencies(p, 16, 4000, gen, h))
     assert len(steps) == 4000
     freq = torch.stack(steps) / h.view(1, 4, 1)  # (steps, nets, 6)
     assert torch.allclose(freq.sum(2), torch.ones(4000, 4, dtype=torch.float64), atol=1e-15)
@@ -373,7 +374,7 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     # The draws of different steps are independent: lag-1 correlation of one frequency ~ 0.
     x = freq[:, 1, 0] - freq[:, 1, 0].mean()
     assert abs(float((x[1:] * x[:-1]).mean() / (x * x).mean())) < 0.06  # ~ 3.8 SE
-    again = torch.stack(list(mc1d.minibatch_blocks(p, 16, 4000, torch.Generator().manual_seed(0), h)))
+    again = torch.stack(list(mc1d.minibatch_frequencies(p, 16, 4000, torch.Generator().manual_seed(0), h)))
     assert torch.equal(again, torch.stack(steps))
 
 

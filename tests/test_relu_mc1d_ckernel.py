@@ -70,22 +70,6 @@ def test_c_steps_equal_scatter_steps(n, m):
     assert not torch.equal(steppers["c"].params[0], a)
 
 
-def test_c_gd_step_equals_autograd():
-    a, b, c, w, p = _nets(60, 16, seed=0)
-    assert len(_classes(a, b)) == 14
-    y = crit.labels(0.1)
-    h = torch.rand(60, generator=torch.Generator().manual_seed(1), dtype=F64) * 0.05
-    params = [t.clone().requires_grad_() for t in (a, b, c, w)]
-    mc1d.loss(*params, p, y).sum().backward()
-    new = mc1d.gd_step(a, b, c, w, p, h, y, kernel="c")
-    for old, t, upd in zip((a, b, c, w), params, new):
-        hh = h.view(-1, 1) if old.dim() == 2 else h
-        step = hh * t.grad
-        err = (upd - (old - step)).abs()
-        assert bool((err <= 1e-12 * (old.abs() + step.abs())).all())
-        assert bool((step.abs() > 0).any())
-
-
 def test_c_tracks_kinks_before_every_step():
     a, b, c, w, p = _nets(30, 16, seed=6)
     b = b * 0.15

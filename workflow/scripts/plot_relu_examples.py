@@ -2,20 +2,19 @@
 trained by GD on the six points: loss − 1.0, function snapshots, kink movement; (c) the Adam
 reference net with equidistant kinks against a GD net from zero biases."""
 
-import json
 
 import numpy as np
 import pandas as pd
 
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
-from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.relu.examples import claims, plot_rows
 from weightspace.relu.setups_summary import setting_label
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    doc = json.loads(open(sm.input.result).read())
+    doc = read_json(sm.input.result)
     fig, axes = new_figure(ncols=3, nrows=2, width=3.0, height=2.7)
     gs = axes[0, 0].get_gridspec()
     axes[0, 0].remove()

@@ -1,18 +1,17 @@
 """relu_fig_kink_distributions: CDFs of the kink distance for each d against U(0, √3)."""
 
-import json
 import shutil
 
 import pandas as pd
 
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
-from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.relu.kinks import claims
 
 with script_job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
     frame = pd.read_csv(snakemake.input.csv)  # noqa: F821
-    summary = json.loads(open(snakemake.input.summary).read())  # noqa: F821
+    summary = read_json(snakemake.input.summary)  # noqa: F821
     dims = summary["dims"]
 
     fig, ax = new_figure(width=5.0, height=3.6)

@@ -1,13 +1,12 @@
 """relu_fig_setups: mean test RMSE relative to the zero bias init against the input dimension d,
 one panel per (parameterisation, optimiser), one curve per bias init with ±2 SE bands."""
 
-import json
 
 import numpy as np
 
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
-from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.relu.setups_summary import (
     best_results,
     BIAS_LABELS,
@@ -21,7 +20,7 @@ from weightspace.relu.setups_summary import (
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.setups"]
-    best = best_results(json.loads(open(sm.input.best).read()))
+    best = best_results(read_json(sm.input.best))
     params, opts, inits = cfg["parameterisations"], cfg["optimizers"], cfg["figure_bias_inits"]
     dims = rad_dims(cfg["distributions"])
     frame = figure_frame(best, params, opts, inits, dims)

@@ -1,13 +1,12 @@
 """sss_fig_finetune: held-out top-1 of the SSS layer before ("only approx") and after fine-tuning."""
 
-import json
 
 import numpy as np
 import pandas as pd
 
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
-from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.structured.features import FeatureSet
 from weightspace.structured.summaries import finetune_claims, finetune_summary
 
@@ -15,7 +14,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     fs = FeatureSet.from_arrays(np.load(sm.input.features))
     runs = pd.DataFrame([{k: v for k, v in r.items() if k != "history"}
-                         for p in sm.input.json for r in json.loads(open(p).read())["runs"]])
+                         for p in sm.input.json for r in read_json(p)["runs"]])
     summary = finetune_summary(runs).sort_values("share")
     dense = fs.accuracy("test")
     fig, ax = new_figure(width=5.4, height=3.8)

@@ -3,14 +3,13 @@ their best grid lr, median net by final validation RMSE; (b) one m = 16 net trai
 the six points; (c) the Adam reference net with equidistant kinks and a GD net from zero biases."""
 
 import dataclasses
-import json
 
 import numpy as np
 import torch
 
 from weightspace.data.seeds import derive_seed
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_write_json
+from weightspace.provenance.atomic import atomic_write_json, read_json
 from weightspace.relu.distributions import ex_target
 from weightspace.relu.examples import (
     median_index,
@@ -24,7 +23,7 @@ from weightspace.relu.setups_summary import load_job
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg, setups = job.config["examples"], job.config["setups"]
-    best = best_by_setting(load_job(json.loads(open(sm.input.setups).read())))
+    best = best_by_setting(load_job(read_json(sm.input.setups)))
     seeds = {name: derive_seed(job.config["seed"], "relu_examples", name)
              for name in ("shared-dataset", "trace", "reference")}
     job.record.seeds.update(seeds)

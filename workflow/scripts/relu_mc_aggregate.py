@@ -1,14 +1,13 @@
 """Combine all Monte Carlo chunks into one table of p_cross per (variant, offset, width)."""
 
-import json
 
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path
+from weightspace.provenance.atomic import atomic_path, read_json
 from weightspace.relu.mc_summary import combine_chunks
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    chunks = [json.loads(open(path).read()) for path in sm.input]
+    chunks = [read_json(path) for path in sm.input]
     summary = combine_chunks(chunks)
     with atomic_path(sm.output.csv) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")

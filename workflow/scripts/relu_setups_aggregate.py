@@ -1,16 +1,15 @@
 """Select the best-validation learning rate per (parameterisation, optimiser, bias init,
 distribution) and list every trained configuration."""
 
-import json
 
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path, atomic_write_json
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.relu.setups import best_by_setting
 from weightspace.relu.setups_summary import load_job, results_frame
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    documents = [json.loads(open(path).read()) for path in sm.input]
+    documents = [read_json(path) for path in sm.input]
     frame = results_frame(documents)
     with atomic_path(sm.output.csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")

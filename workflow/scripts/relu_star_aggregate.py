@@ -1,16 +1,15 @@
 """Pool the star chunks per width: both escape fractions with Wilson intervals at the end of
 every training stage."""
 
-import json
 
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path
+from weightspace.provenance.atomic import atomic_path, read_json
 from weightspace.relu.star_summary import fractions_table, result_from_dict, stage_budgets
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.star"]
-    results = [result_from_dict(json.loads(open(path).read())) for path in sm.input]
+    results = [result_from_dict(read_json(path)) for path in sm.input]
     table = fractions_table(results, stage_budgets(cfg["epochs"], cfg["stage_epochs"]))
     with atomic_path(sm.output.csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

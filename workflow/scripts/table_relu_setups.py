@@ -2,10 +2,9 @@
 (parameterisation, optimiser, bias init) and distribution, cells shaded by the log-RMSE position
 within the column, as CSV, HTML and LaTeX."""
 
-import json
 
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path, atomic_write_json, atomic_write_text
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, atomic_write_text, read_json
 from weightspace.relu.setups_summary import (
     best_results,
     ordered_table,
@@ -18,7 +17,7 @@ from weightspace.relu.setups_summary import (
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.setups"]
-    best = best_results(json.loads(open(sm.input.best).read()))
+    best = best_results(read_json(sm.input.best))
     dists = cfg["distributions"]
     rows = ordered_table(best, cfg["parameterisations"], cfg["optimizers"], cfg["bias_inits"], dists)
     metric = "best_test_rmse (validation MSE at the best check, the original's defect)" \

@@ -1,18 +1,17 @@
 """sss_table_finetune: test top-1 and loss before/after fine-tuning per feature set and method."""
 
-import json
 
 import pandas as pd
 
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path, atomic_write_json, atomic_write_text
+from weightspace.provenance.atomic import atomic_path, atomic_write_json, atomic_write_text, read_json
 from weightspace.structured.summaries import finetune_table_claims, render_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cols = ["features", "method", "share", "n_params", "budget", "rel_error", "test_acc_before", "test_loss_before",
             "test_acc_after", "test_loss_after", "epochs", "dense_test_acc"]
-    table = pd.DataFrame([{k: json.loads(open(p).read())[k] for k in cols} for p in sm.input])
+    table = pd.DataFrame([{k: read_json(p)[k] for k in cols} for p in sm.input])
     with atomic_path(sm.output.csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     cfg = sm.config["structured"]["finetune_table"]

@@ -237,6 +237,11 @@ def atomic_write_json(
     return atomic_write_text(path, text + "\n", mkdir=mkdir)
 
 
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON document at ``path`` (read as UTF-8, the file closed again)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def canonical_json(obj: Any) -> str:
     """One-line JSON with sorted keys and fixed separators, identical for equal inputs.
 

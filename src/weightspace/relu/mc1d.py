@@ -729,17 +729,17 @@ def _max_kink(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
 _MINIBATCH_DRAWS = 1 << 21
 
 
-def minibatch_blocks(weights: torch.Tensor, size: int, steps: int, gen: torch.Generator,
+def minibatch_frequencies(weights: torch.Tensor, size: int, steps: int, gen: torch.Generator,
                      scale: torch.Tensor | None = None):
     """Yield, for each of ``steps`` SGD steps, the (n, 6) minibatch frequencies
     Multinomial(size, p̂)/size per net (a minibatch of ``size`` points drawn i.i.d. from p̂),
     times ``scale`` (n,) if given. Draws are made for blocks of steps at once."""
-    for freq in _minibatch_draws(weights, size, steps, gen, scale):
+    for freq in _minibatch_blocks(weights, size, steps, gen, scale):
         yield from freq.unbind(1)
 
 
-def _minibatch_draws(weights, size, steps, gen, scale=None):
-    """The blocks behind ``minibatch_blocks``: (n, k, 6) frequencies for k consecutive steps."""
+def _minibatch_blocks(weights, size, steps, gen, scale=None):
+    """The blocks behind ``minibatch_frequencies``: (n, k, 6) frequencies for k consecutive steps."""
     n, points = weights.shape
     block = max(1, min(steps, _MINIBATCH_DRAWS // max(1, n * size)))
     for start in range(0, steps, block):
@@ -823,14 +823,14 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
         coef = p * h.unsqueeze(1)
         ncy = -coef * y
         if config.optimizer == "adam":  # Adam takes its step size in the update
-            batches = minibatch_blocks(p, config.minibatch_size, K, gen)
+            batches = minibatch_frequencies(p, config.minibatch_size, K, gen)
             for step in range(K):
                 coef = next(batches)
                 ncy = torch.mul(coef, y).neg_()
                 rsum = kern.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"])
                 _adam_update(nets, kern, rsum, adam, h, checks * K + step + 1)
         elif stochastic:  # SGD: the step size goes into the coefficients; blocks of steps at once
-            for coef in _minibatch_draws(p, config.minibatch_size, K, gen, h):
+            for coef in _minibatch_blocks(p, config.minibatch_size, K, gen, h):
                 kern.gd_steps(nets, coef, torch.mul(coef, y).neg_(), live["hi"], live["lo"])
         else:
             kern.gd_steps(nets, coef, ncy, live["hi"], live["lo"], K)

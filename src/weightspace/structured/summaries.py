@@ -75,14 +75,11 @@ BACKEND_NAMES = {"torch": "PyTorch", "c_O0": "C -O0", "c_O1": "C -O1", "c_O2": "
 def speed_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Median over iterations of the per-matvec time, per (shape, backend, batch, layer, share).
 
-    Backends: "torch" (PyTorch) and "c_<level>" (the C reference built at -<level>); tables without
-    a backend column are PyTorch timings. The dense layer does not depend on the share; rows timed
+    Backends: "torch" (PyTorch) and "c_<level>" (the C reference built at -<level>). The dense layer does not depend on the share; rows timed
     once (empty share) are repeated at every share of the SSS rows of the same shape, backend and
     batch, so every share has a dense and an SSS row.
     """
     rows = rows.copy()
-    if "backend" not in rows:
-        rows["backend"] = "torch"
     for col in ("seconds_mean", "flops", "in_features"):
         if col not in rows:
             rows[col] = np.nan
