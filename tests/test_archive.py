@@ -120,7 +120,7 @@ def test_create_then_verify(tree, tmp_path):
 
     manifest = _manifest(members)
     assert {f["path"] for f in manifest["files"]} == EXPECTED
-    for (info, data), entry in zip(members[2:], manifest["files"]):
+    for (_info, data), entry in zip(members[2:], manifest["files"]):
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     sha_text = members[1][1].decode()
     assert sha_text == f"{hashlib.sha256(members[0][1]).hexdigest()}  MANIFEST.json\n"

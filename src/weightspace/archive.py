@@ -55,13 +55,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .provenance.atomic import atomic_path, is_temp_name
-from .provenance.runrecord import (
-    git_info,
-    is_run_record,
-    package_versions,
-    sha256_file,
-    validate_record,
-)
+from .provenance.environment import git_info, package_versions
+from .provenance.files import sha256_file
+from .provenance.record_schema import is_run_record, validate_record
 
 __all__ = [
     "DEFAULT_EXCLUDE",

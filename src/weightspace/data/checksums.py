@@ -20,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-_CHUNK_BYTES = 1 << 20
+from weightspace.provenance.files import sha256_file
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = [
+    "array_checksum",
+    "directory_listing",
+    "file_checksums",
+    "sha256_directory_listing",
+    "sha256_file",
+]
 
 
 def directory_listing(path: str | os.PathLike) -> list[tuple[str, int]]:

@@ -2,13 +2,12 @@
 
 ``csrc/mc1d_step.c`` runs whole blocks of full-batch GD steps for n nets of width m in one call,
 net after net, with the arithmetic of the scatter kernel (see the C source). It is built on first
-use with the system C compiler (``$CC``, else ``cc``, Python's build compiler, ``gcc`` or
-``clang``) at -O2 with -ffp-contract=off and without -ffast-math, so results are IEEE-
-deterministic, and cached as a shared library in ``$WEIGHTSPACE_CACHE`` (default
-``$XDG_CACHE_HOME/weightspace`` or ``~/.cache/weightspace``) under a name keyed by the SHA-256 of
-the source, the build flags and the compiler's version; the library is written to a temporary file
-and renamed into place, so concurrent jobs can share the cache. Without a compiler, a library
-already built from the same source is used.
+use by weightspace.native with the system C compiler (``$CC``, else ``cc``, Python's
+build compiler, ``gcc`` or ``clang``) at -O2 with -ffp-contract=off and without
+-ffast-math, so results are IEEE-deterministic, and cached as a shared library (see
+``weightspace.native.build``: keyed by the source, the flags and the compiler's
+version, shared by concurrent jobs). Without a compiler, a library already built from
+the same source with the same flags is used.
 
 PyTorch's CPU ``addcmul`` is a fused multiply-add on some builds and CPUs and a product and a sum on
 others; ``addcmul_mode()`` finds out which, once per process, and the C step does the same, so that
@@ -19,21 +18,20 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
+from weightspace import native
 from weightspace.relu.criterion import POINTS
 
 C_SOURCE = Path(__file__).resolve().parent / "csrc" / "mc1d_step.c"
-CFLAGS = ("-O2", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")
+CFLAGS = ("-O2", "-std=c99", "-ffp-contract=off")  # native.SHARED_FLAGS follow
 LDFLAGS = ("-lm",)
 ABI_VERSION = 1
+PURPOSE = "the fused C kernel of the ReLU Monte Carlo (kernel='c', relu_mc_chunk)"
+ALTERNATIVE = "choose kernel='scatter'"
 _STEM = "mc1d_step"
 
 
@@ -41,55 +39,8 @@ class CKernelError(RuntimeError):
     """The C step of the 1-D Monte Carlo cannot be built, loaded or called as asked."""
 
 
-def cache_dir(env: dict | None = None) -> Path:
-    """Where built libraries are kept: $WEIGHTSPACE_CACHE, else $XDG_CACHE_HOME/weightspace, else
-    ~/.cache/weightspace."""
-    env = os.environ if env is None else env
-    given = env.get("WEIGHTSPACE_CACHE", "").strip()
-    if given:
-        return Path(given).expanduser()
-    xdg = env.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "weightspace"
-
-
-def _source_hash(source: bytes) -> str:
-    return hashlib.sha256(source).hexdigest()
-
-
-def _library_path(directory: Path, source: bytes, compiler: list[str], version: str) -> Path:
-    build = "\0".join([*compiler, version, *CFLAGS, *LDFLAGS, platform.machine(), platform.system()])
-    key = hashlib.sha256(source + b"\0" + build.encode()).hexdigest()
-    return directory / f"{_STEM}-{_source_hash(source)[:16]}-{key[:16]}.so"
-
-
-def _compile(compiler: list[str], source_path: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".so.tmp", dir=target.parent)
-    os.close(fd)
-    cmd = [*compiler, *CFLAGS, "-o", tmp, str(source_path), *LDFLAGS]
-    try:
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CKernelError(f"cannot run the C compiler {compiler[0]!r} ({exc}); install a C compiler "
-                               "(e.g. gcc) or point the CC environment variable at one, or use "
-                               "kernel='scatter'") from exc
-        if proc.returncode != 0:
-            raise CKernelError(f"building the C kernel failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                               f"{(proc.stderr or proc.stdout)[-3000:]}")
-        os.replace(tmp, target)  # atomic: a concurrent job sees the old state or the whole library
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _cached_libraries(directory: Path, source: bytes) -> list[Path]:
-    found = directory.glob(f"{_STEM}-{_source_hash(source)[:16]}-*.so")
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
 def _load(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
+    lib = native.load_library(path, PURPOSE)
     lib.mc1d_abi_version.restype = ctypes.c_int
     lib.mc1d_abi_version.argtypes = []
     if lib.mc1d_abi_version() != ABI_VERSION:
@@ -110,39 +61,24 @@ def library() -> ctypes.CDLL:
 
     Raises CKernelError, naming the fix, if it can be neither built nor found in the cache.
     """
-    directory = cache_dir()
+    directory = native.cache_dir()
     env_key = (str(directory), os.environ.get("CC", ""))
     lib = _LIBRARIES.get(env_key)
     if lib is not None:
         return lib
-    if not C_SOURCE.is_file():
-        raise CKernelError(f"C source {C_SOURCE} is missing; reinstall weightspace (the package ships it)")
-    source = C_SOURCE.read_bytes()
-    # The compiler finder of the C speed benchmark (imported here: its module pulls in scipy).
-    from weightspace.structured.cspeed import CompilerNotFoundError, compiler_version, find_compiler
-
     try:
-        compiler = find_compiler()
-        version = compiler_version(compiler)
-    except CompilerNotFoundError as exc:
-        cached = _cached_libraries(directory, source) if directory.is_dir() else []
-        if not cached:
-            raise CKernelError(
-                f"kernel='c' of the 1-D Monte Carlo needs a C compiler to build {C_SOURCE.name} "
-                f"(no built copy in {directory}): {exc}. Or use kernel='scatter'.") from exc
-        path = cached[0]
-    else:
-        path = _library_path(directory, source, compiler, version)
-        if not path.is_file():
-            try:
-                _compile(compiler, C_SOURCE, path)
-            except OSError as exc:
-                raise CKernelError(f"cannot write the C kernel into {directory} ({exc}); point "
-                                   "WEIGHTSPACE_CACHE at a writable directory") from exc
-    try:
+        path = native.build(
+            C_SOURCE,
+            purpose=PURPOSE,
+            stem=_STEM,
+            flags=CFLAGS,
+            ldflags=LDFLAGS,
+            alternative=ALTERNATIVE,
+            directory=directory,
+        )
         lib = _load(path)
-    except OSError as exc:
-        raise CKernelError(f"cannot load the C kernel {path} ({exc}); delete it to rebuild") from exc
+    except native.NativeError as exc:
+        raise CKernelError(str(exc)) from exc
     _LIBRARIES[env_key] = lib
     return lib
 
@@ -248,4 +184,11 @@ def _points() -> torch.Tensor:
     return torch.tensor(POINTS, dtype=torch.float64)
 
 
-__all__ = ["C_SOURCE", "CKernelError", "addcmul_mode", "available", "cache_dir", "gd_steps", "library"]
+__all__ = [
+    "C_SOURCE",
+    "CKernelError",
+    "addcmul_mode",
+    "available",
+    "gd_steps",
+    "library",
+]

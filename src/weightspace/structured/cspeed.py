@@ -1,4 +1,4 @@
-"""The C reference timing of sss_fig_speed (spec §8, with the fixes of §11.8).
+"""The C reference timing of structured_fig_speed (spec §8, with the fixes of §11.8).
 
 One model description holds a dense layer y = b + W u and an SSS layer (the stage matrices of the
 realisation that approximates the same W), a test input for each and the outputs Python expects.
@@ -9,7 +9,9 @@ and, for parity with the original's build without optimisation flags, at -O0.
 
 Pure part: `description_records` (the arrays of one description, expected outputs included),
 `encode_description` (their bytes), `flat_rows` (a result as table rows). I/O boundary:
-`find_compiler`, `compile_program`, `run_program` and `CBenchmark` (builds in a temporary directory).
+`compile_program`, `run_program` and `CBenchmark` (builds in a temporary directory);
+the compiler is found and run by weightspace.native, whose errors name this benchmark
+and the fix.
 
 Description format (version 1): the line ``weightspace-sss-speed 1 le``, then records, each a header
 line ``<name> <f32|i32> <rows> <cols>`` followed by rows·cols little-endian 4-byte values (row
@@ -24,15 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import subprocess
-import sysconfig
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from weightspace import native
 from weightspace.structured.sss import SSSRealisation
 
 C_SOURCE = Path(__file__).resolve().parent / "csrc" / "sss_speed.c"
@@ -41,16 +41,13 @@ RESULT_FORMAT = "weightspace-sss-speed-result 1"
 OPT_LEVELS = ("O2", "O0")
 DEFAULT_TOLERANCE = 1e-3
 STAGE_NAMES = "ABCDEFG"
-COMPILER_HELP = ("install a C compiler (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select "
-                 "--install`) or point the CC environment variable at one")
+PURPOSE = "the C reference of structured_fig_speed (structured_speed)"
+ALTERNATIVE = "set structured.speed.c_opt_levels to [] to leave the C timing out"
 
 
 class CSpeedError(RuntimeError):
-    """The C speed benchmark could not be built or run, or its output is not what was expected."""
-
-
-class CompilerNotFoundError(CSpeedError):
-    pass
+    """The C speed benchmark could not be run, or its output is not what was expected
+    (a failed build raises weightspace.native's errors)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,58 +186,25 @@ def flat_rows(result: dict) -> list[dict]:
 # building and running (the I/O boundary)
 
 
-def find_compiler(env: dict | None = None) -> list[str]:
-    """The C compiler command: $CC if set (it must exist), else `cc`, Python's build compiler
-    (sysconfig CC), `gcc` or `clang`, whichever is found first."""
-    env = os.environ if env is None else env
-    given = env.get("CC", "").strip()
-    if given:
-        argv = shlex.split(given)
-        found = shutil.which(argv[0])
-        if not found:
-            raise CompilerNotFoundError(f"CC={given!r} is not an executable C compiler; {COMPILER_HELP}")
-        return [found, *argv[1:]]
-    candidates = ["cc"]
-    build_cc = sysconfig.get_config_var("CC")
-    if build_cc:
-        candidates.append(shlex.split(build_cc)[0])
-    candidates += ["gcc", "clang"]
-    for name in candidates:
-        found = shutil.which(name)
-        if found:
-            return [found]
-    raise CompilerNotFoundError(f"no C compiler found (tried {', '.join(dict.fromkeys(candidates))}) for the C "
-                                f"speed benchmark of sss_fig_speed; {COMPILER_HELP}")
-
-
-def compiler_version(compiler: list[str]) -> str:
-    """First line of `<compiler> --version` (for run records); '' if it says nothing."""
-    try:
-        proc = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CompilerNotFoundError(f"cannot run the C compiler {compiler[0]!r}: {exc}; {COMPILER_HELP}") from exc
-    return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr).strip() else ""
-
-
 def compile_program(opt: str, directory: str | Path, *, compiler: list[str] | None = None,
                     source: str | Path = C_SOURCE, timeout: float = 120) -> Path:
-    """Build the benchmark at optimisation level `opt` ('O2', 'O0', ...) into `directory`."""
+    """Build the benchmark at optimisation level `opt` ('O2', 'O0', ...) into
+    `directory`.
+
+    Raises weightspace.native's CompilerNotFoundError or BuildError (with the compiler's
+    output) if it cannot be built."""
     if opt not in ("O0", "O1", "O2", "O3", "Os"):
         raise ValueError(f"unknown optimisation level {opt!r}; use O0, O1, O2, O3 or Os")
-    source = Path(source)
-    if not source.is_file():
-        raise CSpeedError(f"C source {source} is missing; reinstall weightspace (the package ships it)")
-    cc = find_compiler() if compiler is None else list(compiler)
-    binary = Path(directory) / f"sss_speed_{opt}"
-    cmd = [*cc, f"-{opt}", "-std=c11", "-o", str(binary), str(source), "-lm"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise CompilerNotFoundError(f"cannot run the C compiler {cc[0]!r}: {exc}; {COMPILER_HELP}") from exc
-    if proc.returncode != 0 or not binary.is_file():
-        raise CSpeedError(f"compiling the C speed benchmark failed (exit {proc.returncode}): {shlex.join(cmd)}\n"
-                          f"{(proc.stderr or proc.stdout)[-3000:]}")
-    return binary
+    return native.compile_c(
+        source,
+        Path(directory) / f"sss_speed_{opt}",
+        purpose=PURPOSE,
+        flags=(f"-{opt}", "-std=c11"),
+        ldflags=("-lm",),
+        compiler=compiler,
+        alternative=ALTERNATIVE,
+        timeout=timeout,
+    )
 
 
 def run_program(binary: str | Path, description: str | Path, *, repeats: int, iterations: int, warmup: int,
@@ -278,11 +242,15 @@ class CBenchmark:
     """
 
     def __init__(self, opt_levels=OPT_LEVELS, *, compiler: list[str] | None = None, source: str | Path = C_SOURCE):
-        self.compiler = find_compiler() if compiler is None else list(compiler)
+        if compiler is None:
+            compiler = native.find_compiler(PURPOSE, alternative=ALTERNATIVE)
+        self.compiler = list(compiler)
         self._tmp = tempfile.TemporaryDirectory(prefix="sss_speed_")
         self.directory = Path(self._tmp.name)
         self._count = 0
-        self.version = compiler_version(self.compiler)
+        self.version = native.compiler_version(
+            self.compiler, PURPOSE, alternative=ALTERNATIVE
+        )
         try:
             self.binaries = {opt: compile_program(opt, self.directory, compiler=self.compiler, source=source)
                              for opt in opt_levels}
