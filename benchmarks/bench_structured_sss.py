@@ -27,6 +27,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
@@ -67,8 +68,8 @@ def bench_identification(reps: int) -> list[dict]:
     for name, weight, run in cases:
         real = run(weight)
         err = float(np.linalg.norm(real.to_dense() - weight) / np.linalg.norm(weight))
-        t_sss = _median_time(lambda: run(weight), reps)
-        t_svd = _median_time(lambda: scipy.linalg.svd(weight, full_matrices=False, check_finite=False), reps)
+        t_sss = _median_time(partial(run, weight), reps)
+        t_svd = _median_time(partial(scipy.linalg.svd, weight, full_matrices=False, check_finite=False), reps)
         rows.append({"case": name, "sss_s": t_sss, "full_svd_s": t_svd, "ratio": t_sss / t_svd,
                      "state_dim": real.max_state_dim, "rel_error": err})
     return rows
@@ -79,7 +80,7 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
     rng = np.random.default_rng(1)
     n, n_stages, d = 4096, 64, 16
     real = random_realisation(stage_sizes(n, n_stages), stage_sizes(n, n_stages), d, rng)
-    sss = SSSLayer.from_realisation(real, bias=True, device=device)
+    sss = SSSLayer.from_structure(real, bias=True, device=device)
     dense = torch.nn.Linear(n, n, device=device)
     # Correctness at the benchmark size, against the float64 stage recursion.
     u = torch.randn(4, n, device=device)
@@ -89,7 +90,7 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
     rows = []
     for batch in batches:
         x = torch.randn(batch, n, device=device)
-        fresh = SSSLayer.from_realisation(real, bias=True, device=device)
+        fresh = SSSLayer.from_structure(real, bias=True, device=device)
         with torch.no_grad():
             t0 = time.perf_counter()
             fresh(x)

@@ -1,14 +1,43 @@
-# Structured last layers (Kissel & Diepold): feature sets, compute rules, then plot rules.
-# Helpers (paths, names, the paper-scale data check) are in rules/common.smk.
+# Structured last layers (Kissel & Diepold): the paper's paths and job lists, feature sets,
+# compute rules, then plot and table rules. What each job reads of the config and the
+# paper-scale data check are in weightspace.structured.jobs, the semantic checks of the
+# structured config in weightspace.structured.config.
+
+from weightspace.structured.jobs import (
+    SHARED_KEYS as STRUCTURED_SHARED,
+    approximation_job_config,
+    check_pretrained_job_inputs,
+    class_list_file,
+    share_label,
+    speed_job_config,
+    table_job_config,
+)
+
+STRUCTURED = config["structured"]
+STRUCTURED_DIR = f"{RUN}/structured"
+# weightspace.structured.test_matrices.FAMILIES (a test checks they agree; importing the
+# module here would slow down every start of the workflow)
+STRUCTURED_FAMILIES = ["orthogonal", "random", "low_rank", "linear_sv", "sss", "psm"]
+STRUCTURED_FAMILIES += ["hierarchical", "ldr"]
+STRUCTURED_SPEED_SHAPES = [s["name"] for s in STRUCTURED["speed"]["shapes"]]
+STRUCTURED_APPROX_METHODS = [m["name"] for m in STRUCTURED["approximation"]["methods"]]
+STRUCTURED_TABLE_METHODS = [m["name"] for m in STRUCTURED["finetune_table"]["methods"]]
+STRUCTURED_TABLE_OUTPUTS = [
+    f"{STRUCTURED_DIR}/finetune_table/{m}/{f}.json"
+    for f in STRUCTURED["finetune_table"]["features"]
+    for m in STRUCTURED_TABLE_METHODS
+]
+# Feature set `small_cnn` (quick) or `<arch>/<subset>` (pretrained, paper scale) as NPZ.
+STRUCTURED_FEATURES = f"{STRUCTURED_DIR}/features/{{}}.npz"
 
 
-# --- feature sets -------------------------------------------------------------------------
+# --- feature sets ---------------------------------------------------------------------
 rule structured_train_cnn:
     input:
         data=DATA_MANIFEST,
     output:
-        model=f"{SSS_DIR}/cnn/small_cnn.pt",
-        record=f"{SSS_DIR}/cnn/small_cnn.record.json",
+        model=f"{STRUCTURED_DIR}/cnn/small_cnn.pt",
+        record=f"{STRUCTURED_DIR}/cnn/small_cnn.record.json",
     log:
         logfile("structured_train_cnn"),
     benchmark:
@@ -21,7 +50,6 @@ rule structured_train_cnn:
         mem_mb=2000,
     params:
         config=cfg("seed", "structured.cnn"),
-        code=code("weightspace.models", "weightspace.training"),
         checkpoint=lambda wc, output: f"{output.model}.checkpoint",
     script:
         "../workflow/scripts/structured_train_cnn.py"
@@ -32,8 +60,8 @@ rule structured_cnn_features:
         model=rules.structured_train_cnn.output.model,
         data=DATA_MANIFEST,
     output:
-        npz=sss_features_path("small_cnn"),
-        record=f"{SSS_DIR}/features/small_cnn.record.json",
+        npz=STRUCTURED_FEATURES.format("small_cnn"),
+        record=f"{STRUCTURED_DIR}/features/small_cnn.record.json",
     log:
         logfile("structured_cnn_features"),
     benchmark:
@@ -46,17 +74,21 @@ rule structured_cnn_features:
         mem_mb=2000,
     params:
         config=cfg("structured.cnn"),
-        code=code("weightspace.models", "weightspace.structured.features"),
     script:
         "../workflow/scripts/structured_cnn_features.py"
 
 
 rule structured_pretrained_features:
     input:
-        sss_pretrained_available,
+        # stops before any job when data are missing; skipped in dry runs (the paper plan)
+        lambda wc: (
+            []
+            if workflow.dryrun
+            else check_pretrained_job_inputs(config, wc.arch, wc.subset)
+        ),
     output:
-        npz=f"{SSS_DIR}/features/{{arch}}/{{subset}}.npz",
-        record=f"{SSS_DIR}/features/{{arch}}/{{subset}}.record.json",
+        npz=f"{STRUCTURED_DIR}/features/{{arch}}/{{subset}}.npz",
+        record=f"{STRUCTURED_DIR}/features/{{arch}}/{{subset}}.record.json",
     log:
         logfile("structured_pretrained_features", "{arch}_{subset}"),
     benchmark:
@@ -75,23 +107,22 @@ rule structured_pretrained_features:
         config=cfg(
             "device", "data.imagenet_root", "data.torch_home", "structured.pretrained"
         ),
-        code=code("weightspace.data", "weightspace.structured.features"),
-        class_list=lambda wc: sss_class_list(wc.subset),
+        class_list=lambda wc: class_list_file(config, wc.subset),
     script:
         "../workflow/scripts/structured_pretrained_features.py"
 
 
-# --- sss_table_testmatrices: one job per test-matrix family ---------------------------------
+# --- structured_table_testmatrices: one job per test-matrix family --------------------
 rule structured_testmatrices:
     output:
-        csv=f"{SSS_DIR}/testmatrices/{{family}}.csv",
-        record=f"{SSS_DIR}/testmatrices/{{family}}.record.json",
+        csv=f"{STRUCTURED_DIR}/testmatrices/{{family}}.csv",
+        record=f"{STRUCTURED_DIR}/testmatrices/{{family}}.record.json",
     log:
         logfile("structured_testmatrices", "{family}"),
     benchmark:
         benchfile("structured_testmatrices", "{family}")
     wildcard_constraints:
-        family="|".join(SSS_FAMILIES),
+        family="|".join(STRUCTURED_FAMILIES),
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -99,55 +130,54 @@ rule structured_testmatrices:
         runtime=120,
         mem_mb=2000,
     params:
-        config=cfg(*SSS_SHARED, "structured.testmatrices"),
-        code=SSS_CODE,
+        config=cfg(*STRUCTURED_SHARED, "structured.testmatrices"),
     script:
         "../workflow/scripts/structured_testmatrices.py"
 
 
-rule structured_table_testmatrices:
+rule structured_tabulate_testmatrices:
     input:
-        expand(f"{SSS_DIR}/testmatrices/{{family}}.csv", family=SSS_FAMILIES),
+        expand(
+            f"{STRUCTURED_DIR}/testmatrices/{{family}}.csv", family=STRUCTURED_FAMILIES
+        ),
     output:
-        csv=f"{SSS_DIR}/sss_table_testmatrices.csv",
+        csv=f"{STRUCTURED_DIR}/structured_table_testmatrices.csv",
         html=report(
-            f"{SSS_DIR}/sss_table_testmatrices.html",
-            caption="../workflow/report/sss_table_testmatrices.rst",
+            f"{STRUCTURED_DIR}/structured_table_testmatrices.html",
+            caption="../workflow/report/structured_table_testmatrices.rst",
             category="Structured last layers",
         ),
-        tex=f"{SSS_DIR}/sss_table_testmatrices.tex",
-        claims=f"{SSS_DIR}/sss_table_testmatrices.claims.json",
+        tex=f"{STRUCTURED_DIR}/structured_table_testmatrices.tex",
+        claims=f"{STRUCTURED_DIR}/structured_table_testmatrices.claims.json",
     log:
-        logfile("structured_table_testmatrices"),
+        logfile("structured_tabulate_testmatrices"),
     benchmark:
-        benchfile("structured_table_testmatrices")
+        benchfile("structured_tabulate_testmatrices")
     conda:
         "../envs/weightspace.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
     params:
-        config=cfg("structured.testmatrices"),
-        code=code("weightspace.structured.summaries"),
+        config=cfg("scale", "structured.testmatrices"),
     script:
-        "../workflow/scripts/table_sss_testmatrices.py"
+        "../workflow/scripts/structured_tabulate_testmatrices.py"
 
 
-# --- sss_fig_speed: one job per matrix shape ------------------------------------------------
-# PyTorch timings plus the C reference (src/weightspace/structured/csrc/sss_speed.c, built with the
-# system C compiler in the job; a missing compiler stops the job with a message naming the fix).
+# --- structured_fig_speed: one job per matrix shape -----------------------------------
+# PyTorch timings plus the C reference (src/weightspace/structured/csrc/sss_speed.c,
+# built with the system C compiler in the job; a missing compiler stops the job with a
+# message naming the fix).
 rule structured_speed:
-    input:
-        csource=os.path.join(SRC, "weightspace", "structured", "csrc", "sss_speed.c"),
     output:
-        csv=f"{SSS_DIR}/speed/{{shape}}.csv",
-        record=f"{SSS_DIR}/speed/{{shape}}.record.json",
+        csv=f"{STRUCTURED_DIR}/speed/{{shape}}.csv",
+        record=f"{STRUCTURED_DIR}/speed/{{shape}}.record.json",
     log:
         logfile("structured_speed", "{shape}"),
     benchmark:
         benchfile("structured_speed", "{shape}")
     wildcard_constraints:
-        shape="|".join(SSS_SPEED_SHAPES),
+        shape="|".join(STRUCTURED_SPEED_SHAPES),
     conda:
         "../envs/weightspace.yaml"
     threads: 1
@@ -155,25 +185,23 @@ rule structured_speed:
         runtime=60,
         mem_mb=2000,
     params:
-        config=sss_speed_config,
-        code=SSS_CODE,
-        ccode=code("weightspace.structured.cspeed"),
+        config=lambda wc: canonical_json(speed_job_config(config, wc.shape)),
     script:
         "../workflow/scripts/structured_speed.py"
 
 
 rule structured_plot_speed:
     input:
-        expand(f"{SSS_DIR}/speed/{{shape}}.csv", shape=SSS_SPEED_SHAPES),
+        expand(f"{STRUCTURED_DIR}/speed/{{shape}}.csv", shape=STRUCTURED_SPEED_SHAPES),
     output:
-        pdf=f"{SSS_DIR}/sss_fig_speed.pdf",
+        pdf=f"{STRUCTURED_DIR}/structured_fig_speed.pdf",
         png=report(
-            f"{SSS_DIR}/sss_fig_speed.png",
-            caption="../workflow/report/sss_fig_speed.rst",
+            f"{STRUCTURED_DIR}/structured_fig_speed.png",
+            caption="../workflow/report/structured_fig_speed.rst",
             category="Structured last layers",
         ),
-        csv=f"{SSS_DIR}/sss_fig_speed.csv",
-        claims=f"{SSS_DIR}/sss_fig_speed.claims.json",
+        csv=f"{STRUCTURED_DIR}/structured_fig_speed.csv",
+        claims=f"{STRUCTURED_DIR}/structured_fig_speed.claims.json",
     log:
         logfile("structured_plot_speed"),
     benchmark:
@@ -183,25 +211,23 @@ rule structured_plot_speed:
     resources:
         runtime=10,
         mem_mb=1000,
-    params:
-        code=code("weightspace.plotting", "weightspace.structured.summaries"),
     script:
-        "../workflow/scripts/plot_sss_speed.py"
+        "../workflow/scripts/structured_plot_speed.py"
 
 
-# --- sss_fig_approximation: one job per approximator ----------------------------------------
+# --- structured_fig_approximation: one job per approximator ---------------------------
 rule structured_approximation:
     input:
-        features=sss_features_path(SSS["approximation"]["features"]),
+        features=STRUCTURED_FEATURES.format(STRUCTURED["approximation"]["features"]),
     output:
-        csv=f"{SSS_DIR}/approximation/{{method}}.csv",
-        record=f"{SSS_DIR}/approximation/{{method}}.record.json",
+        csv=f"{STRUCTURED_DIR}/approximation/{{method}}.csv",
+        record=f"{STRUCTURED_DIR}/approximation/{{method}}.record.json",
     log:
         logfile("structured_approximation", "{method}"),
     benchmark:
         benchfile("structured_approximation", "{method}")
     wildcard_constraints:
-        method="|".join(SSS_APPROX_METHODS),
+        method="|".join(STRUCTURED_APPROX_METHODS),
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -209,25 +235,27 @@ rule structured_approximation:
         runtime=240,
         mem_mb=4000,
     params:
-        config=sss_approximation_config,
-        code=SSS_CODE,
+        config=lambda wc: canonical_json(approximation_job_config(config, wc.method)),
     script:
         "../workflow/scripts/structured_approximation.py"
 
 
 rule structured_plot_approximation:
     input:
-        features=sss_features_path(SSS["approximation"]["features"]),
-        csv=expand(f"{SSS_DIR}/approximation/{{method}}.csv", method=SSS_APPROX_METHODS),
+        features=STRUCTURED_FEATURES.format(STRUCTURED["approximation"]["features"]),
+        csv=expand(
+            f"{STRUCTURED_DIR}/approximation/{{method}}.csv",
+            method=STRUCTURED_APPROX_METHODS,
+        ),
     output:
-        pdf=f"{SSS_DIR}/sss_fig_approximation.pdf",
+        pdf=f"{STRUCTURED_DIR}/structured_fig_approximation.pdf",
         png=report(
-            f"{SSS_DIR}/sss_fig_approximation.png",
-            caption="../workflow/report/sss_fig_approximation.rst",
+            f"{STRUCTURED_DIR}/structured_fig_approximation.png",
+            caption="../workflow/report/structured_fig_approximation.rst",
             category="Structured last layers",
         ),
-        csv=f"{SSS_DIR}/sss_fig_approximation.csv",
-        claims=f"{SSS_DIR}/sss_fig_approximation.claims.json",
+        csv=f"{STRUCTURED_DIR}/structured_fig_approximation.csv",
+        claims=f"{STRUCTURED_DIR}/structured_fig_approximation.claims.json",
     log:
         logfile("structured_plot_approximation"),
     benchmark:
@@ -237,19 +265,17 @@ rule structured_plot_approximation:
     resources:
         runtime=10,
         mem_mb=2000,
-    params:
-        code=code("weightspace.plotting", "weightspace.structured.summaries"),
     script:
-        "../workflow/scripts/plot_sss_approximation.py"
+        "../workflow/scripts/structured_plot_approximation.py"
 
 
-# --- sss_fig_finetune: one job per share (all iterations) -----------------------------------
+# --- structured_fig_finetune: one job per share (all iterations) ----------------------
 rule structured_finetune:
     input:
-        features=sss_features_path(SSS["finetune"]["features"]),
+        features=STRUCTURED_FEATURES.format(STRUCTURED["finetune"]["features"]),
     output:
-        json=f"{SSS_DIR}/finetune/share{{share}}.json",
-        record=f"{SSS_DIR}/finetune/share{{share}}.record.json",
+        json=f"{STRUCTURED_DIR}/finetune/share{{share}}.json",
+        record=f"{STRUCTURED_DIR}/finetune/share{{share}}.record.json",
     log:
         logfile("structured_finetune", "share{share}"),
     benchmark:
@@ -263,28 +289,27 @@ rule structured_finetune:
         runtime=240,
         mem_mb=4000,
     params:
-        config=cfg(*SSS_SHARED, "structured.finetune"),
-        code=SSS_CODE,
+        config=cfg(*STRUCTURED_SHARED, "structured.finetune"),
     script:
         "../workflow/scripts/structured_finetune.py"
 
 
 rule structured_plot_finetune:
     input:
-        features=sss_features_path(SSS["finetune"]["features"]),
+        features=STRUCTURED_FEATURES.format(STRUCTURED["finetune"]["features"]),
         json=expand(
-            f"{SSS_DIR}/finetune/share{{share}}.json",
-            share=[sss_share_label(s) for s in SSS["finetune"]["shares"]],
+            f"{STRUCTURED_DIR}/finetune/share{{share}}.json",
+            share=[share_label(s) for s in STRUCTURED["finetune"]["shares"]],
         ),
     output:
-        pdf=f"{SSS_DIR}/sss_fig_finetune.pdf",
+        pdf=f"{STRUCTURED_DIR}/structured_fig_finetune.pdf",
         png=report(
-            f"{SSS_DIR}/sss_fig_finetune.png",
-            caption="../workflow/report/sss_fig_finetune.rst",
+            f"{STRUCTURED_DIR}/structured_fig_finetune.png",
+            caption="../workflow/report/structured_fig_finetune.rst",
             category="Structured last layers",
         ),
-        csv=f"{SSS_DIR}/sss_fig_finetune.csv",
-        claims=f"{SSS_DIR}/sss_fig_finetune.claims.json",
+        csv=f"{STRUCTURED_DIR}/structured_fig_finetune.csv",
+        claims=f"{STRUCTURED_DIR}/structured_fig_finetune.claims.json",
     log:
         logfile("structured_plot_finetune"),
     benchmark:
@@ -294,25 +319,23 @@ rule structured_plot_finetune:
     resources:
         runtime=10,
         mem_mb=2000,
-    params:
-        code=code("weightspace.plotting", "weightspace.structured.summaries"),
     script:
-        "../workflow/scripts/plot_sss_finetune.py"
+        "../workflow/scripts/structured_plot_finetune.py"
 
 
-# --- sss_table_finetune: one job per (feature set, method) ----------------------------------
+# --- structured_table_finetune: one job per (feature set, method) ---------------------
 rule structured_finetune_method:
     input:
-        features=lambda wc: sss_features_path(wc.features),
+        features=lambda wc: STRUCTURED_FEATURES.format(wc.features),
     output:
-        json=f"{SSS_DIR}/finetune_table/{{method}}/{{features}}.json",
-        record=f"{SSS_DIR}/finetune_table/{{method}}/{{features}}.record.json",
+        json=f"{STRUCTURED_DIR}/finetune_table/{{method}}/{{features}}.json",
+        record=f"{STRUCTURED_DIR}/finetune_table/{{method}}/{{features}}.record.json",
     log:
         logfile("structured_finetune_method", "{method}_{features}"),
     benchmark:
         benchfile("structured_finetune_method", "{method}_{features}")
     wildcard_constraints:
-        method="|".join(SSS_TABLE_METHODS),
+        method="|".join(STRUCTURED_TABLE_METHODS),
         features=r"small_cnn|[a-z0-9_]+/[A-Za-z0-9_]+",
     conda:
         "../envs/weightspace.yaml"
@@ -321,34 +344,35 @@ rule structured_finetune_method:
         runtime=240,
         mem_mb=8000,
     params:
-        config=sss_table_config,
-        code=SSS_CODE,
+        config=lambda wc: canonical_json(
+            table_job_config(config, wc.method, wc.features)
+        ),
     script:
         "../workflow/scripts/structured_finetune_method.py"
 
 
-rule structured_table_finetune:
+rule structured_tabulate_finetune:
     input:
-        sss_table_outputs(),
+        STRUCTURED_TABLE_OUTPUTS,
     output:
-        csv=f"{SSS_DIR}/sss_table_finetune.csv",
+        csv=f"{STRUCTURED_DIR}/structured_table_finetune.csv",
         html=report(
-            f"{SSS_DIR}/sss_table_finetune.html",
-            caption="../workflow/report/sss_table_finetune.rst",
+            f"{STRUCTURED_DIR}/structured_table_finetune.html",
+            caption="../workflow/report/structured_table_finetune.rst",
             category="Structured last layers",
         ),
-        tex=f"{SSS_DIR}/sss_table_finetune.tex",
-        claims=f"{SSS_DIR}/sss_table_finetune.claims.json",
+        tex=f"{STRUCTURED_DIR}/structured_table_finetune.tex",
+        claims=f"{STRUCTURED_DIR}/structured_table_finetune.claims.json",
     log:
-        logfile("structured_table_finetune"),
+        logfile("structured_tabulate_finetune"),
     benchmark:
-        benchfile("structured_table_finetune")
+        benchfile("structured_tabulate_finetune")
     conda:
         "../envs/weightspace.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
     params:
-        code=code("weightspace.structured.summaries"),
+        config=cfg("scale", "structured.finetune_table"),
     script:
-        "../workflow/scripts/table_sss_finetune.py"
+        "../workflow/scripts/structured_tabulate_finetune.py"

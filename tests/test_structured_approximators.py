@@ -30,7 +30,9 @@ from weightspace.structured.hierarchical import (
 )
 from weightspace.structured.low_rank import approximate_low_rank
 from weightspace.structured.psm import approximate_psm, approximate_psm_search, factor_shapes, nnz_allocation
-from weightspace.structured.structured_layers import HMatLayer, LDRLayer, PSMLayer, TLLayer
+from weightspace.structured.layers.displacement import LDRLayer, TLLayer
+from weightspace.structured.layers.hierarchical import HMatLayer
+from weightspace.structured.layers.psm import PSMLayer
 from weightspace.structured.test_matrices import FAMILIES, family_matrices, family_matrix
 
 # pyfaust warns at import about an optional accelerator package it does not need here.

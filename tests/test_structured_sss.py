@@ -214,7 +214,7 @@ def test_low_rank_exact_at_rank_and_optimal_below():
 
 def _check_layer(real, bias, batch, chunk, grad):
     rows, cols = real.shape
-    layer = SSSLayer.from_realisation(real, bias=bias, dtype=torch.float64, scan_chunk=chunk)
+    layer = SSSLayer.from_structure(real, bias=bias, dtype=torch.float64, scan_chunk=chunk)
     u = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, cols)))
     expected = u.numpy() @ real.to_dense().T + bias
     with torch.set_grad_enabled(grad):
@@ -250,7 +250,7 @@ def test_sss_layer_spec_case_float32():
 def test_sss_layer_gradients_match_reference_and_finite_differences():
     real, _ = exact_sss(12, 15, 5, 2, seed=13)
     for chunk in (None, 2):
-        layer = SSSLayer.from_realisation(real, bias=np.ones(12), dtype=torch.float64, scan_chunk=chunk)
+        layer = SSSLayer.from_structure(real, bias=np.ones(12), dtype=torch.float64, scan_chunk=chunk)
         u = torch.randn(3, 15, dtype=torch.float64, requires_grad=True)
         params = [u] + list(layer.parameters())
         gout = torch.randn(3, 12, dtype=torch.float64)
@@ -259,7 +259,7 @@ def test_sss_layer_gradients_match_reference_and_finite_differences():
         for a, b in zip(fast, ref):
             assert torch.allclose(a, b, rtol=0, atol=1e-12)
 
-        def f(x, w_in, trans, w_out):
+        def f(x, w_in, trans, w_out, layer=layer):
             values = {"w_in": w_in, "trans": trans, "w_out": w_out, "bias": layer.bias}
             return torch.func.functional_call(layer, values, (x,))
 
@@ -269,7 +269,7 @@ def test_sss_layer_gradients_match_reference_and_finite_differences():
 
 def test_cached_scan_operators_follow_parameter_changes():
     real, weight = exact_sss(30, 40, 10, 3, seed=14)
-    layer = SSSLayer.from_realisation(real, dtype=torch.float64)
+    layer = SSSLayer.from_structure(real, dtype=torch.float64)
     u = torch.randn(1, 40, dtype=torch.float64)
     with torch.no_grad():
         layer(u)  # builds the cached operators
@@ -289,7 +289,7 @@ def test_layers_rebuild_from_approximations():
         out = layer(torch.from_numpy(u)).detach().numpy()
         assert np.abs(out - (u @ approx.dense.T + bias)).max() < ROUNDOFF * 10
     sss = SSSLayer.from_approximation(approximate_sss(weight, 0.4, 5), dtype=torch.float64)
-    rebuilt = SSSLayer.from_realisation(sss.realisation(), dtype=torch.float64)
+    rebuilt = SSSLayer.from_structure(sss.structure(), dtype=torch.float64)
     assert torch.equal(rebuilt.to_dense(), sss.to_dense())
 
 
@@ -312,14 +312,14 @@ def test_layers_train_on_regression():
     rng = np.random.default_rng(17)
     init = rng.uniform(-1, 1, size=(23, 37)) / np.sqrt(37)
     # 37 inputs and 23 outputs do not split evenly into 7 stages: the padded layout is exercised.
-    sss = SSSLayer.from_dense(init, 0.6, 7, bias=True)
+    sss = SSSLayer.from_dense(init, 0.6, bias=True, n_stages=7)
     lr = LowRankLayer.from_dense(init, 0.6, bias=True)
     for layer in (sss, lr):
         losses = _train(layer, x, y)
         assert losses[-1] < 0.5 * losses[0]
     # Padding entries got zero gradients, so the extracted realisation is still the whole layer.
     with torch.no_grad():
-        expected = x.double().numpy() @ sss.realisation().to_dense().T + sss.bias.double().numpy()
+        expected = x.double().numpy() @ sss.structure().to_dense().T + sss.bias.double().numpy()
         assert np.abs(sss(x).double().numpy() - expected).max() < 1e-4
 
 
@@ -339,7 +339,7 @@ def test_small_batch_training_and_repeated_evaluation_stay_exact():
     # At batch 1 the schedule switches between the direct recursion (while the transitions change)
     # and the chunked scan with cached operators (once they are unchanged between calls).
     real, _ = exact_sss(40, 40, 10, 3, seed=19)
-    layer = SSSLayer.from_realisation(real, bias=True, dtype=torch.float64)
+    layer = SSSLayer.from_structure(real, bias=True, dtype=torch.float64)
     opt = torch.optim.SGD(layer.parameters(), lr=1e-2)
     u = torch.randn(1, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(20))
     for step in range(6):
@@ -358,7 +358,7 @@ def test_small_batch_training_and_repeated_evaluation_stay_exact():
 
 def test_layer_copies_and_pickles_after_use():
     real, _ = exact_sss(32, 32, 4, 2, seed=21)
-    layer = SSSLayer.from_realisation(real, bias=True)
+    layer = SSSLayer.from_structure(real, bias=True)
     x = torch.randn(20, 32)
     with torch.no_grad():
         expected = layer(x)  # leaves inference buffers and cached operators behind
@@ -374,7 +374,7 @@ def test_layer_copies_and_pickles_after_use():
 def test_inference_mode_then_no_grad_then_training():
     # Reused inference buffers and cached operators must not leak across autograd modes.
     real, weight = exact_sss(32, 32, 8, 2, seed=22)
-    layer = SSSLayer.from_realisation(real, bias=True, dtype=torch.float64)
+    layer = SSSLayer.from_structure(real, bias=True, dtype=torch.float64)
     x = torch.randn(20, 32, dtype=torch.float64)
     expected = x @ torch.from_numpy(weight).T
     for rows in (20, 1):

@@ -12,15 +12,7 @@ import pytest
 import torch
 
 from weightspace.models import small_cnn
-from weightspace.structured.experiments import (
-    approximate,
-    finetune_decreasing_lr,
-    finetune_esann,
-    inner_split,
-    layer_from_approximation,
-    matrix_benchmark_rows,
-    time_forward,
-)
+from weightspace.structured.approximators import approximate, matrix_benchmark_rows
 from weightspace.structured.features import (
     FeatureSet,
     check_layer_output,
@@ -29,11 +21,18 @@ from weightspace.structured.features import (
     cnn_features,
     split_small_cnn,
 )
-from weightspace.structured.summaries import (
-    finetune_claims,
+from weightspace.structured.finetuning import (
+    finetune_decreasing_lr,
+    finetune_esann,
+    inner_split,
+    layer_from_approximation,
+)
+from weightspace.structured.speed import time_forward
+from weightspace.structured.summaries.common import render_table
+from weightspace.structured.summaries.fig_finetune import finetune_claims
+from weightspace.structured.summaries.table_testmatrices import (
     matrix_benchmark_claims,
     matrix_benchmark_table,
-    render_table,
 )
 from weightspace.structured.test_matrices import FAMILIES
 
@@ -156,10 +155,10 @@ def test_finetuning_recovers_a_crude_approximation(kind):
     approx = approximate(w.astype(np.float64), 0.6, {"method": "lr"})
     layer = layer_from_approximation(approx, np.zeros(3))
     if kind == "esann":
-        res = finetune_esann(layer, torch.nn.Identity(), x, y, x[:100], y[:100], seed=0, lr=1e-2, batch_size=32,
+        res = finetune_esann(layer, torch.nn.Identity(), (x, y, x[:100], y[:100]), seed=0, lr=1e-2, batch_size=32,
                              patience=2, max_epochs=15)
     else:
-        res = finetune_decreasing_lr(layer, torch.nn.Identity(), x, y, x[:100], y[:100], seed=0, lr=0.5, halvings=2,
+        res = finetune_decreasing_lr(layer, torch.nn.Identity(), (x, y, x[:100], y[:100]), seed=0, lr=0.5, halvings=2,
                                      batch_size=32, max_epochs_per_stage=5)
     assert res["test_acc_after"] >= res["test_acc_before"] - 1e-9
     assert res["epochs"] >= 1
@@ -171,8 +170,9 @@ def test_time_forward_returns_one_median_per_iteration():
 
 
 def test_workflow_family_list_matches_the_library():
-    text = (ROOT / "rules" / "common.smk").read_text()
-    names = re.findall(r'"([a-z_]+)"', text.split("SSS_FAMILIES = ")[1].split("SSS_SPEED_SHAPES")[0])
+    text = (ROOT / "rules" / "structured.smk").read_text()
+    block = text.split("STRUCTURED_FAMILIES = ")[1].split("STRUCTURED_SPEED_SHAPES")[0]
+    names = re.findall(r'"([a-z_]+)"', block)
     assert tuple(names) == FAMILIES
 
 
@@ -185,7 +185,8 @@ def test_missing_imagenet_stops_the_workflow_before_any_job(tmp_path, root, mess
 
     work = copy_workflow(tmp_path / "repo")
     override = tmp_path / "imagenet.yaml"
-    override.write_text(json.dumps({"data": {"imagenet_root": root and str(tmp_path / root)}}))
+    imagenet_root = root and str(tmp_path / root)
+    override.write_text(json.dumps({"extends": "paper", "data": {"imagenet_root": imagenet_root}}))
     proc = snakemake(work, "results/paper/structured/features/resnet18/all.npz",
                      "--configfile", "config/paper.yaml", str(override), check=False)
     out = proc.stdout + proc.stderr

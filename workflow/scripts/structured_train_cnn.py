@@ -24,8 +24,9 @@ with script_job(sm) as job:
     train_loader = DataLoader(TensorDataset(x_tr, y_tr), batch_size=cfg["batch_size"], shuffle=True, generator=gen)
     test_loader = DataLoader(TensorDataset(x_te, y_te), batch_size=1000)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    checkpoint = job.checkpoint(seed=seed)  # written by train() every epoch
     result = train(model, train_loader, {"test": test_loader}, optimizer, cfg["epochs"],
-                   checkpoint_path=sm.params.checkpoint, log=job.log)
+                   checkpoint_path=checkpoint.path, log=job.log)
     if not result.completed:
         raise RuntimeError(f"SmallCNN training diverged at epoch {result.diverged_epoch}")
     with atomic_path(sm.output.model) as tmp:
@@ -35,6 +36,3 @@ with script_job(sm) as job:
                               test_loss=final["test_loss"], epochs=result.epochs_completed,
                               parameters=sum(p.numel() for p in model.parameters()))
     job.log.info("SmallCNN: test accuracy %.4f after %d epochs", final["test_acc"], result.epochs_completed)
-    import os
-    if os.path.exists(sm.params.checkpoint):
-        os.remove(sm.params.checkpoint)

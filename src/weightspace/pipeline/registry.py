@@ -98,8 +98,8 @@ def _validate(papers: dict[str, Paper], targets: list[Target]) -> None:
             problems.append(f"kind {t.kind!r} not in {KINDS}")
         if t.status not in STATUSES:
             problems.append(f"status {t.status!r} not in {STATUSES}")
-        if not t.name.startswith(("teleport_", "rbd_", "credit_", "relu_", "sss_")):
-            problems.append("name must start with its paper prefix")
+        if not t.name.startswith(f"{t.paper}_"):
+            problems.append(f"name must start with its paper prefix {t.paper}_")
         if problems:
             raise ValueError(f"target registry entry {t.name!r}: " + "; ".join(problems))
         seen.add(t.name)

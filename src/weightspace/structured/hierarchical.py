@@ -220,22 +220,37 @@ def _best_of(mat: np.ndarray, candidates, budget: int, method: str, info: dict) 
                          {**info, "budget": budget, "choice": label, "search": tuple(tried)})
 
 
-def approximate_hodlr(weight, share: float | None = None, *, depths=(1, 2, 3, 4), min_block_size: int = 2,
-                      budget: int | None = None) -> Approximation:
-    """HODLR approximation: the best tree depth of `depths` (the original tries 1…4)."""
-    mat = as_matrix(weight)
-    limit = resolve_budget(mat.shape, share, budget)
-    cands = ((("depth", d), hodlr_blocks(mat.shape, d, min_block_size)) for d in depths)
-    return _best_of(mat, cands, limit, "HODLR", {"share": share, "min_block_size": min_block_size})
+TREES = {"HODLR": hodlr_blocks, "HEDLR": hedlr_blocks}
 
 
-def approximate_hedlr(weight, share: float | None = None, *, depths=(1, 2, 3, 4), min_block_size: int = 2,
-                      budget: int | None = None) -> Approximation:
-    """HEDLR approximation: the best uniform quad-tree depth of `depths` (the original tries 1…4)."""
+def approximate_by_depth(
+    method: str,
+    weight,
+    share: float | None = None,
+    *,
+    depths=(1, 2, 3, 4),
+    min_block_size: int = 2,
+    budget: int | None = None,
+) -> Approximation:
+    """HODLR or HEDLR approximation (`method`, a key of TREES): the best tree depth of
+    `depths` (the original tries 1…4)."""
     mat = as_matrix(weight)
     limit = resolve_budget(mat.shape, share, budget)
-    cands = ((("depth", d), hedlr_blocks(mat.shape, d, min_block_size)) for d in depths)
-    return _best_of(mat, cands, limit, "HEDLR", {"share": share, "min_block_size": min_block_size})
+    tree = TREES[method]
+    cands = ((("depth", d), tree(mat.shape, d, min_block_size)) for d in depths)
+    info = {"share": share, "min_block_size": min_block_size}
+    return _best_of(mat, cands, limit, method, info)
+
+
+def approximate_hodlr(weight, share: float | None = None, **options) -> Approximation:
+    """HODLR approximation: the best depth of the tree (options of approximate_by_depth)."""
+    return approximate_by_depth("HODLR", weight, share, **options)
+
+
+def approximate_hedlr(weight, share: float | None = None, **options) -> Approximation:
+    """HEDLR approximation: the best depth of a uniform quad-tree (options of
+    approximate_by_depth)."""
+    return approximate_by_depth("HEDLR", weight, share, **options)
 
 
 def approximate_hmat(weight, share: float | None = None, *, eta: float = 0.5, min_block_size: int = 2,

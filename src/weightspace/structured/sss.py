@@ -222,7 +222,6 @@ class SSSRealisation:
         vec = u.ndim == 1
         u2 = u[:, None] if vec else u
         cin = np.concatenate([[0], np.cumsum(self.dims_in)])
-        cout = np.concatenate([[0], np.cumsum(self.dims_out)])
         K, N = self.n_stages, u2.shape[1]
         uk = [u2[cin[k]:cin[k + 1]] for k in range(K)]
         y = [self.D[k] @ uk[k] for k in range(K)]

@@ -1,5 +1,5 @@
-"""sss_fig_finetune: held-out top-1 of the SSS layer before ("only approx") and after fine-tuning."""
-
+"""structured_fig_finetune: held-out top-1 of the SSS layer before ("only approx") and
+after fine-tuning."""
 
 import numpy as np
 import pandas as pd
@@ -8,20 +8,36 @@ from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.structured.features import FeatureSet
-from weightspace.structured.summaries import finetune_claims, finetune_summary
+from weightspace.structured.summaries.fig_finetune import (
+    finetune_claims,
+    finetune_summary,
+)
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     fs = FeatureSet.from_arrays(np.load(sm.input.features))
-    runs = pd.DataFrame([{k: v for k, v in r.items() if k != "history"}
-                         for p in sm.input.json for r in read_json(p)["runs"]])
+    runs = pd.DataFrame(
+        [
+            {k: v for k, v in r.items() if k != "history"}
+            for p in sm.input.json
+            for r in read_json(p)["runs"]
+        ]
+    )
     summary = finetune_summary(runs).sort_values("share")
     dense = fs.accuracy("test")
     fig, ax = new_figure(width=5.4, height=3.8)
-    ax.errorbar(summary["share"], summary["before_mean"], yerr=summary["before_std"], marker="s", ms=3, capsize=2,
-                color="C1", ls="--", label="only approx (SSS, no training)")
-    ax.errorbar(summary["share"], summary["after_mean"], yerr=summary["after_std"], marker="o", ms=3, capsize=2,
-                color="C0", label="SSS after fine-tuning")
+    styles = {
+        "before": {"marker": "s", "color": "C1", "ls": "--"},
+        "after": {"marker": "o", "color": "C0"},
+    }
+    labels = {
+        "before": "only approx (SSS, no training)",
+        "after": "SSS after fine-tuning",
+    }
+    for when, style in styles.items():
+        mean, std = summary[f"{when}_mean"], summary[f"{when}_std"]
+        kw = {"ms": 3, "capsize": 2, "label": labels[when], **style}
+        ax.errorbar(summary["share"], mean, yerr=std, **kw)
     ax.axhline(dense, color="k", ls=":", lw=1, label=f"dense {dense:.3f}")
     ax.set_xlabel("parameter share s")
     ax.set_ylabel("held-out top-1 accuracy")

@@ -1,0 +1,31 @@
+"""structured_table_testmatrices: relative Frobenius error and parameters per family,
+share and approximator."""
+
+import pandas as pd
+
+from weightspace.pipeline.job import script_job
+from weightspace.provenance.atomic import atomic_write_json, atomic_write_text
+from weightspace.structured.summaries.common import render_table
+from weightspace.structured.summaries.table_testmatrices import (
+    matrix_benchmark_claims,
+    matrix_benchmark_table,
+    testmatrices_caption,
+)
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with script_job(sm) as job:
+    rows = pd.concat([pd.read_csv(p) for p in sm.input], ignore_index=True)
+    table = matrix_benchmark_table(rows)
+    atomic_write_text(sm.output.csv, table.to_csv(index=False, float_format="%.6g"))
+    wide = table.pivot_table(
+        index=["family", "share"],
+        columns="approximator",
+        values="rel_error",
+        sort=False,
+    ).reset_index()
+    cfg = job.config
+    caption = testmatrices_caption(cfg["scale"], cfg["structured.testmatrices"])
+    html, tex = render_table(wide, caption)
+    atomic_write_text(sm.output.html, html)
+    atomic_write_text(sm.output.tex, tex)
+    atomic_write_json(sm.output.claims, matrix_benchmark_claims(table))
