@@ -1,4 +1,31 @@
-# Two-layer ReLU inconsistency (Holzmüller & Steinwart): compute rules, then plot rules.
+# Two-layer ReLU inconsistency (Holzmüller & Steinwart): the paper's paths and job lists,
+# compute rules, then plot rules. The cut of the experiments into jobs and what each job
+# reads of the config are in weightspace.relu.jobs, the semantic checks of the relu config
+# in weightspace.relu.config.
+from weightspace.relu.jobs import (
+    examples_job_config,
+    mc_chunks,
+    mc_job_config,
+    setups_job_config,
+    star_chunks,
+    star_job_config,
+)
+
+MC = config["relu"]["mc"]
+MC_DIR = f"{RUN}/relu/mc"
+MC_VARIANTS = [v["name"] for v in MC["variants"]]
+MC_CHUNK_OUTPUTS = [
+    f"{MC_DIR}/{variant}/offset{offset}/m{width}/chunk{chunk}.json"
+    for variant, offset, width, chunk in mc_chunks(MC)
+]
+STAR = config["relu"]["star"]
+STAR_DIR = f"{RUN}/relu/star"
+STAR_CHUNK_OUTPUTS = [f"{STAR_DIR}/m{w}/chunk{c}.json" for w, c, _ in star_chunks(STAR)]
+SETUPS = config["relu"]["setups"]
+SETUPS_DIR = f"{RUN}/relu/setups"
+SETUPS_JOB_OUTPUTS = [f"{SETUPS_DIR}/{dist}.json" for dist in SETUPS["distributions"]]
+EXAMPLES = config["relu"]["examples"]
+EXAMPLES_DIR = f"{RUN}/relu/examples"
 
 
 rule relu_kink_distributions:
@@ -18,7 +45,6 @@ rule relu_kink_distributions:
         mem_mb=2000,
     params:
         config=cfg("seed", "relu.kink_distributions"),
-        code=code("weightspace.relu.kinks", "weightspace.data.seeds"),
     script:
         "../workflow/scripts/relu_kink_distributions.py"
 
@@ -45,10 +71,8 @@ rule relu_plot_kink_distributions:
     resources:
         runtime=10,
         mem_mb=1000,
-    params:
-        code=code("weightspace.plotting", "weightspace.relu.kinks"),
     script:
-        "../workflow/scripts/plot_relu_kink_distributions.py"
+        "../workflow/scripts/relu_plot_kink_distributions.py"
 
 
 # --- relu_fig_mc: the 1-D Monte Carlo, one job per (variant, offset, width, chunk) ----------
@@ -68,15 +92,10 @@ rule relu_mc_chunk:
         "../envs/weightspace.yaml"
     threads: config["threads"]
     resources:
-        **gpu_resources(MC_GPUS, runtime=240, mem_mb=4000),
+        **gpu_resources(JOB_GPUS, runtime=240, mem_mb=4000),
     params:
-        config=mc_job_config,
-        code=code(
-            "weightspace.relu.mc1d",
-            "weightspace.relu.criterion",
-            "weightspace.relu.statistics",
-            "weightspace.relu.ckernel",
-            "weightspace.relu.csrc",
+        config=lambda wc: canonical_json(
+            mc_job_config(config, wc.variant, int(wc.chunk))
         ),
         checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
     script:
@@ -85,7 +104,7 @@ rule relu_mc_chunk:
 
 rule relu_mc_aggregate:
     input:
-        mc_chunk_outputs(),
+        MC_CHUNK_OUTPUTS,
     output:
         csv=f"{MC_DIR}/summary.csv",
         record=f"{MC_DIR}/summary.record.json",
@@ -100,11 +119,6 @@ rule relu_mc_aggregate:
         mem_mb=2000,
     params:
         config=cfg("relu.mc"),
-        code=code(
-            "weightspace.relu.mc1d",
-            "weightspace.relu.mc_summary",
-            "weightspace.relu.statistics",
-        ),
     script:
         "../workflow/scripts/relu_mc_aggregate.py"
 
@@ -131,13 +145,9 @@ rule relu_plot_mc:
         runtime=10,
         mem_mb=1000,
     params:
-        code=code(
-            "weightspace.plotting",
-            "weightspace.relu.mc_summary",
-            "weightspace.relu.statistics",
-        ),
+        config=cfg("relu.mc.variants"),
     script:
-        "../workflow/scripts/plot_relu_mc.py"
+        "../workflow/scripts/relu_plot_mc.py"
 
 
 # --- relu_fig_star: the star data set, one job per (width, chunk of nets) -----------------
@@ -155,15 +165,10 @@ rule relu_star_chunk:
         "../envs/weightspace.yaml"
     threads: config["threads"]
     resources:
-        **gpu_resources(RELU_GPUS, runtime=1440, mem_mb=8000),
+        **gpu_resources(JOB_GPUS, runtime=1440, mem_mb=8000),
     params:
-        config=star_job_config,
-        code=code(
-            "weightspace.relu.star",
-            "weightspace.relu.batched",
-            "weightspace.relu.distributions",
-            "weightspace.relu.star_summary",
-            "weightspace.relu.statistics",
+        config=lambda wc: canonical_json(
+            star_job_config(config, int(wc.width), int(wc.chunk))
         ),
         checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
     script:
@@ -172,7 +177,7 @@ rule relu_star_chunk:
 
 rule relu_star_aggregate:
     input:
-        star_chunk_outputs(),
+        STAR_CHUNK_OUTPUTS,
     output:
         csv=f"{STAR_DIR}/summary.csv",
         record=f"{STAR_DIR}/summary.record.json",
@@ -187,11 +192,6 @@ rule relu_star_aggregate:
         mem_mb=2000,
     params:
         config=cfg("relu.star"),
-        code=code(
-            "weightspace.relu.star",
-            "weightspace.relu.star_summary",
-            "weightspace.relu.statistics",
-        ),
     script:
         "../workflow/scripts/relu_star_aggregate.py"
 
@@ -219,13 +219,8 @@ rule relu_plot_star:
         mem_mb=1000,
     params:
         config=cfg("relu.star"),
-        code=code(
-            "weightspace.plotting",
-            "weightspace.relu.star_summary",
-            "weightspace.relu.statistics",
-        ),
     script:
-        "../workflow/scripts/plot_relu_star.py"
+        "../workflow/scripts/relu_plot_star.py"
 
 
 # --- relu_fig_setups, relu_table_setups: one job per distribution -------------------------
@@ -243,22 +238,17 @@ rule relu_setups_job:
         "../envs/weightspace.yaml"
     threads: config["threads"]
     resources:
-        **gpu_resources(RELU_GPUS, runtime=1440, mem_mb=16000),
+        **gpu_resources(JOB_GPUS, runtime=1440, mem_mb=16000),
     params:
-        config=setups_job_config,
-        code=code(
-            "weightspace.relu.setups",
-            "weightspace.relu.batched",
-            "weightspace.relu.distributions",
-        ),
-        checkpoint=lambda wc, output: output.result.replace(".json", ".partial.json"),
+        config=canonical_json(setups_job_config(config)),
+        checkpoint=lambda wc, output: output.result.replace(".json", ".partial.pt"),
     script:
         "../workflow/scripts/relu_setups_job.py"
 
 
 rule relu_setups_aggregate:
     input:
-        setups_job_outputs(),
+        SETUPS_JOB_OUTPUTS,
     output:
         best=f"{SETUPS_DIR}/best.json",
         csv=f"{SETUPS_DIR}/all_configurations.csv",
@@ -274,7 +264,6 @@ rule relu_setups_aggregate:
         mem_mb=2000,
     params:
         config=cfg("relu.setups"),
-        code=code("weightspace.relu.setups", "weightspace.relu.setups_summary"),
     script:
         "../workflow/scripts/relu_setups_aggregate.py"
 
@@ -302,13 +291,8 @@ rule relu_plot_setups:
         mem_mb=1000,
     params:
         config=cfg("relu.setups"),
-        code=code(
-            "weightspace.plotting",
-            "weightspace.relu.setups",
-            "weightspace.relu.setups_summary",
-        ),
     script:
-        "../workflow/scripts/plot_relu_setups.py"
+        "../workflow/scripts/relu_plot_setups.py"
 
 
 rule relu_tabulate_setups:
@@ -334,9 +318,8 @@ rule relu_tabulate_setups:
         mem_mb=1000,
     params:
         config=cfg("relu.setups"),
-        code=code("weightspace.relu.setups", "weightspace.relu.setups_summary"),
     script:
-        "../workflow/scripts/table_relu_setups.py"
+        "../workflow/scripts/relu_tabulate_setups.py"
 
 
 # --- relu_fig_examples: 1-D example nets (best ex-distr lrs of the setups grid) -----------
@@ -357,15 +340,7 @@ rule relu_examples:
         runtime=60,
         mem_mb=2000,
     params:
-        config=examples_job_config,
-        code=code(
-            "weightspace.relu.examples",
-            "weightspace.relu.setups",
-            "weightspace.relu.setups_summary",
-            "weightspace.relu.batched",
-            "weightspace.relu.distributions",
-            "weightspace.relu.criterion",
-        ),
+        config=canonical_json(examples_job_config(config)),
     script:
         "../workflow/scripts/relu_examples.py"
 
@@ -391,11 +366,5 @@ rule relu_plot_examples:
     resources:
         runtime=10,
         mem_mb=1000,
-    params:
-        code=code(
-            "weightspace.plotting",
-            "weightspace.relu.examples",
-            "weightspace.relu.setups_summary",
-        ),
     script:
-        "../workflow/scripts/plot_relu_examples.py"
+        "../workflow/scripts/relu_plot_examples.py"

@@ -9,6 +9,7 @@ import torch
 
 from weightspace.relu import criterion as crit
 from weightspace.relu import mc1d
+from weightspace.relu.mc1d import minibatches
 from weightspace.relu.mc1d import MCConfig, Status, run_chunk
 
 F64 = torch.float64
@@ -358,7 +359,7 @@ def test_crossing_probability_decreases_with_width():
 def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     # Small blocks (3 steps of 4 nets x 16 draws) so that block boundaries and a partial last
     # block occur; every step is Multinomial(16, p)/16 per net, scaled by h.
-    monkeypatch.setattr(mc1d, "_MINIBATCH_DRAWS", 3 * 4 * 16)
+    monkeypatch.setattr(minibatches, "_MINIBATCH_DRAWS", 3 * 4 * 16)
     gen = torch.Generator().manual_seed(0)
     p = torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [1 / 6] * 6, [0.1, 0.2, 0.3, 0.1, 0.2, 0.1],
                       [0, 0, 0, 0, 0, 1.0]], dtype=torch.float64)

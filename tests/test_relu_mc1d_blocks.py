@@ -6,6 +6,7 @@ import torch
 
 from weightspace.relu import criterion as crit
 from weightspace.relu import mc1d
+from weightspace.relu.mc1d import kernel, scatter
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
@@ -39,7 +40,8 @@ def _nets(n, m, seed=0):
 def _stepper(a, b, c, w, p, h, y, rows):
     st = mc1d.GDStepper(a, b, c, w, p, h, y, kernel="scatter")
     if rows is not None:
-        st._kern = mc1d._ScatterKernel(a.shape[0], a.shape[1], a.device, a.dtype, rows=rows)
+        st._kern = scatter._ScatterKernel(a.shape[0], a.shape[1], a.device, a.dtype,
+                                          rows=rows)
     return st
 
 
@@ -61,15 +63,15 @@ def test_fused_step_equals_backprop_then_update():
     y = crit.labels(-0.2)
     coef = p * h.unsqueeze(1)
     ncy = -coef * y
-    fused = mc1d._Nets(a.clone(), b.clone(), c.clone(), w.clone())
-    split = mc1d._Nets(a.clone(), b.clone(), c.clone(), w.clone())
-    kf = mc1d._ScatterKernel(37, 9, a.device, a.dtype, rows=8)
-    ks = mc1d._ScatterKernel(37, 9, a.device, a.dtype, rows=8)
+    fused = kernel._Nets(a.clone(), b.clone(), c.clone(), w.clone())
+    split = kernel._Nets(a.clone(), b.clone(), c.clone(), w.clone())
+    kf = scatter._ScatterKernel(37, 9, a.device, a.dtype, rows=8)
+    ks = scatter._ScatterKernel(37, 9, a.device, a.dtype, rows=8)
     hi_f, lo_f, hi_s, lo_s = (torch.zeros(37, dtype=torch.float64) for _ in range(4))
     for _ in range(4):
         kf.gd_step(fused, coef, ncy, hi_f, lo_f)
         rsum = ks.backprop(split.a, split.b, split.c, split.w, coef, ncy, hi_s, lo_s)
-        mc1d._gd_update(split, ks, rsum)
+        kernel._gd_update(split, ks, rsum)
     for name in ("a", "b", "c", "w"):
         assert _same(getattr(fused, name), getattr(split, name))
     assert _same(hi_f, hi_s) and _same(lo_f, lo_s)
@@ -78,8 +80,8 @@ def test_fused_step_equals_backprop_then_update():
 def test_blocked_gradients_and_output_match_one_block():
     a, b, c, w, p, _ = _nets(19, 7, seed=2)
     y = crit.labels(0.0)
-    one = mc1d._ScatterKernel(19, 7, a.device, a.dtype, rows=19)
-    many = mc1d._ScatterKernel(19, 7, a.device, a.dtype, rows=2)
+    one = scatter._ScatterKernel(19, 7, a.device, a.dtype, rows=19)
+    many = scatter._ScatterKernel(19, 7, a.device, a.dtype, rows=2)
     his = [torch.full((19,), -torch.inf, dtype=torch.float64) for _ in range(2)]
     los = [torch.full((19,), torch.inf, dtype=torch.float64) for _ in range(2)]
     r1 = one.backprop(a, b, c, w, p, -p * y, his[0], los[0]).clone()
@@ -97,7 +99,7 @@ def test_blocked_gradients_and_output_match_one_block():
 def test_run_chunk_is_independent_of_block_size(monkeypatch, optimizer):
     cfg = mc1d.MCConfig(optimizer=optimizer, steps_per_check=20, max_checks=8, early_stopping=True)
     ref = mc1d.run_chunk(cfg, 3, 60, 6, 0.1)
-    monkeypatch.setattr(mc1d, "_block_rows", lambda m: 7)
+    monkeypatch.setattr(scatter, "_block_rows", lambda m: 7)
     small = mc1d.run_chunk(cfg, 3, 60, 6, 0.1)
     assert ref.counts == small.counts and ref.stop_histogram == small.stop_histogram
     assert np.array_equal(ref.status, small.status)

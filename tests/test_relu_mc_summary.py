@@ -1,12 +1,18 @@
 """Combining Monte Carlo chunks and checking the relu_fig_mc claims."""
 
+import itertools
 import math
+
+import pytest
 
 from weightspace.relu.mc_summary import claims, combine_chunks
 
+_CHUNK = itertools.count()
 
-def chunk(variant, width, crossed, converged, offset=0.0):
-    return {"variant": variant, "offset": offset, "width": width,
+
+def chunk(variant, width, crossed, converged, offset=0.0, number=None):
+    number = next(_CHUNK) if number is None else number
+    return {"variant": variant, "offset": offset, "width": width, "chunk": number,
             "counts": {"CROSSED": crossed, "LOCALLY_CONVERGED": converged}}
 
 
@@ -28,3 +34,36 @@ def test_claims_hold_only_for_decreasing_curves_below_reference():
     above = combine_chunks([chunk("gd", 16, 900, 100), chunk("gd", 64, 700, 300)])
     verdicts = {c["claim"].split(" (")[0]: c["holds"] for c in claims(above, "gd")}
     assert verdicts["p_cross at or below 2 m^-1/2"] is False
+
+
+MC = {"variants": [{"name": "gd"}, {"name": "sgd"}], "offsets": [0.0, 0.1],
+      "widths": [16], "runs": 10, "chunk_runs": 8}
+
+
+def _all_chunks():
+    return [chunk(v, 16, 1, 1, offset=o, number=c)
+            for v in ("gd", "sgd") for o in (0.0, 0.1) for c in (0, 1)]
+
+
+def test_the_chunks_of_the_config_are_combined_once_each():
+    table = combine_chunks(_all_chunks(), MC, "relu_mc_aggregate chunks")
+    assert len(table) == 4
+    assert (table["chunks"] == 2).all() and (table["runs"] == 4).all()
+
+
+def test_a_duplicated_chunk_is_rejected_by_name():
+    chunks = _all_chunks() + [chunk("sgd", 16, 1, 1, offset=0.1, number=1)]
+    expected = r"relu_mc_aggregate chunks: read more than once: \(sgd, 0\.1, 16, 1\) x2"
+    with pytest.raises(ValueError, match=expected):
+        combine_chunks(chunks, MC, "relu_mc_aggregate chunks")
+    with pytest.raises(ValueError, match="read more than once"):  # without a config
+        combine_chunks(chunks)
+
+
+def test_missing_and_unexpected_chunks_are_rejected_by_name():
+    chunks = _all_chunks()[1:] + [chunk("adam", 16, 1, 1, number=0)]
+    with pytest.raises(ValueError) as error:
+        combine_chunks(chunks, MC, "relu_mc_aggregate chunks")
+    message = str(error.value)
+    assert "missing: (gd, 0, 16, 0)" in message
+    assert "not asked for by the config: (adam, 0, 16, 0)" in message

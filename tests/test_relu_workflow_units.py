@@ -33,6 +33,7 @@ from weightspace.relu.setups import (
 from weightspace.relu.setups_summary import (
     figure_claims,
     figure_frame,
+    job_documents,
     ordered_table,
     results_frame,
     setting_label,
@@ -45,6 +46,7 @@ from weightspace.relu.setups_summary import (
 from weightspace.relu.star import StarConfig, StarResult, init_star_state, star_result, train_star
 from weightspace.relu.star_summary import (
     at_budget,
+    chunk_results,
     claims as star_claims,
     fractions_table,
     result_from_dict,
@@ -192,6 +194,31 @@ def test_fractions_pool_chunks_of_one_width_and_claims():
     assert not any(c["holds"] for c in star_claims(fractions_table(big, [100])))
     flat = fractions_table([_star(16, [0] * 9, [-1] * 9), _star(32, [0] * 9, [-1] * 9)], [100])
     assert "flat" in star_claims(flat)[0]["reproduced"]
+
+
+def test_star_chunks_are_read_once_each():
+    star = {"widths": [{"width": 8, "nets": 3, "chunk_nets": 2}]}
+    docs = [result_to_dict(_star(8, [0, -1], [-1, -1])) | {"chunk": 0},
+            result_to_dict(_star(8, [0], [5])) | {"chunk": 1}]
+    what = "relu_star_aggregate chunks"
+    assert [r.n_nets for r in chunk_results(docs, star, what)] == [2, 1]
+    with pytest.raises(ValueError, match=rf"{what}: read more than once: \(8, 1\) x2"):
+        chunk_results(docs + docs[1:], star, what)
+    with pytest.raises(ValueError, match=r"read more than once: \(8, 0\) x2"):
+        chunk_results(docs + docs[:1])  # duplicates are refused also without a config
+    with pytest.raises(ValueError, match=r"missing: \(8, 1\)"):
+        chunk_results(docs[:1], star, what)
+
+
+def test_setups_jobs_are_read_once_each():
+    dists = ["ex-distr", "rad-distr-1"]
+    docs = [{"distribution": d, "results": []} for d in dists]
+    what = "relu_setups_aggregate jobs"
+    assert job_documents(iter(docs), dists, what) == docs
+    with pytest.raises(ValueError, match=f"{what}: read more than once: ex-distr x2"):
+        job_documents(docs + docs[:1], dists, what)
+    with pytest.raises(ValueError, match="missing: rad-distr-1"):
+        job_documents(docs[:1], dists, what)
 
 
 # --- setups figure and table -------------------------------------------------------------------

@@ -11,12 +11,7 @@ from weightspace.data.seeds import derive_seed
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_write_json, read_json
 from weightspace.relu.distributions import ex_target
-from weightspace.relu.examples import (
-    median_index,
-    per_side_nonlinearity,
-    reference_pair,
-    six_point_trace,
-)
+from weightspace.relu import examples
 from weightspace.relu.setups import best_by_setting, make_data, predict, run_setup_grid
 from weightspace.relu.setups_summary import load_job
 
@@ -56,13 +51,14 @@ with script_job(sm) as job:
         if not res.ok:
             job.record.notes.append(f"{key}: retraining diverged at step {res.aborted_at_step}")
             continue
-        i = median_index(res.last_valid_rmse)
+        i = examples.median_index(res.last_valid_rmse)
         f = predict(res.model, torch.as_tensor(grid).view(-1, 1))[i].double().numpy()
         nets.append({"setting": setting, "lr": res.config.lr, "median_net": i,
                      "valid_rmse": float(res.last_valid_rmse[i]),
                      "test_rmse": float(res.last_test_rmse[i]),
                      "valid_rmse_all": res.last_valid_rmse.tolist(),
-                     "nonlinearity": per_side_nonlinearity(grid[in_data], f[in_data]),
+                     "nonlinearity": examples.per_side_nonlinearity(grid[in_data],
+                                                                    f[in_data]),
                      "f": f.tolist()})
         job.log.info("%s median net %d: valid RMSE %.4f, per-side nonlinearity %.4f", key[:3], i,
                      nets[-1]["valid_rmse"], nets[-1]["nonlinearity"])
@@ -75,14 +71,16 @@ with script_job(sm) as job:
                  "data_y": (data.y_train[0] * data.y_std[0, 0] + data.y_mean[0, 0]).tolist()}
 
     t = cfg["trace"]
-    trace = six_point_trace(t["width"], t["lr"], t["epochs"], t["snapshot_every"], seeds["trace"],
-                            progress=lambda i: job.log.info("trace epoch %d: loss %.8f",
-                                                            i["step"], i["loss"]))
+    trace = examples.six_point_trace(
+        t["width"], t["lr"], t["epochs"], t["snapshot_every"], seeds["trace"],
+        progress=lambda i: job.log.info("trace epoch %d: loss %.8f", i["step"], i["loss"]),
+    )
     r = cfg["reference"]
-    reference = reference_pair(r["width"], r["samples"], r["lr"], r["steps"], r["snapshot_every"],
-                               seeds["reference"], grid=grid,
-                               progress=lambda i: job.log.info("reference step %d: loss %.6f",
-                                                               i["step"], i["loss"]))
+    reference = examples.reference_pair(
+        r["width"], r["samples"], r["lr"], r["steps"], r["snapshot_every"],
+        seeds["reference"], grid=grid,
+        progress=lambda i: job.log.info("reference step %d: loss %.6f", i["step"], i["loss"]),
+    )
     trace["snapshots"] = {str(k): v for k, v in trace["snapshots"].items()}
     trace["lr"] = t["lr"]
     doc = {"retrained": retrained, "trace": trace, "reference": reference}

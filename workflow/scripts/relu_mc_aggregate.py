@@ -8,7 +8,7 @@ from weightspace.relu.mc_summary import combine_chunks
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     chunks = [read_json(path) for path in sm.input]
-    summary = combine_chunks(chunks)
+    summary = combine_chunks(chunks, job.config["relu.mc"], f"{sm.rule} chunks")
     with atomic_path(sm.output.csv) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     job.record.metrics["rows"] = len(summary)

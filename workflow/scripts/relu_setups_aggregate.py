@@ -5,11 +5,13 @@ distribution) and list every trained configuration."""
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.relu.setups import best_by_setting
-from weightspace.relu.setups_summary import load_job, results_frame
+from weightspace.relu.setups_summary import job_documents, load_job, results_frame
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
+    cfg = job.config["relu.setups"]
     documents = [read_json(path) for path in sm.input]
+    documents = job_documents(documents, cfg["distributions"], f"{sm.rule} jobs")
     frame = results_frame(documents)
     with atomic_path(sm.output.csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")

@@ -4,12 +4,13 @@ every training stage."""
 
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path, read_json
-from weightspace.relu.star_summary import fractions_table, result_from_dict, stage_budgets
+from weightspace.relu.star_summary import chunk_results, fractions_table, stage_budgets
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config["relu.star"]
-    results = [result_from_dict(read_json(path)) for path in sm.input]
+    documents = [read_json(path) for path in sm.input]
+    results = chunk_results(documents, cfg, f"{sm.rule} chunks")
     table = fractions_table(results, stage_budgets(cfg["epochs"], cfg["stage_epochs"]))
     with atomic_path(sm.output.csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -8,17 +8,39 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_chunks
+from weightspace.relu.jobs import mc_chunks, offset_label
 from weightspace.relu.statistics import Status, estimate_crossing_probability
 
 STATUS_NAMES = [s.name for s in Status]
 
 
-def combine_chunks(chunks: Iterable[Mapping]) -> pd.DataFrame:
+def chunk_identity(chunk: Mapping) -> tuple[str, str, int, int]:
+    """(variant, offset label, width, chunk) of a chunk result, as ``jobs.mc_chunks``."""
+    return (
+        chunk["variant"],
+        offset_label(float(chunk["offset"])),
+        int(chunk["width"]),
+        int(chunk["chunk"]),
+    )
+
+
+def combine_chunks(
+    chunks: Iterable[Mapping],
+    mc: Mapping | None = None,
+    what: str = "Monte Carlo chunks",
+) -> pd.DataFrame:
     """One row per (variant, offset, width): summed status counts, p̂_cross with its Wilson
     interval, the 2 m^{-1/2} reference, and how many chunks and runs went in.
 
-    Each chunk is a ChunkResult.to_dict() plus a "variant" key.
+    Each chunk is a ChunkResult.to_dict() plus "variant" and "chunk" keys. A chunk read
+    twice is an error (``what`` names the chunks in the message); with ``mc``, the
+    relu.mc config, so is a chunk of its jobs that is missing or one that is not among
+    them.
     """
+    chunks = list(chunks)
+    expected = None if mc is None else mc_chunks(mc)
+    check_chunks([chunk_identity(c) for c in chunks], expected, what)
     totals: dict[tuple, dict] = {}
     for chunk in chunks:
         key = (chunk["variant"], float(chunk["offset"]), int(chunk["width"]))

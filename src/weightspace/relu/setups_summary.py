@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_chunks
 from weightspace.relu.distributions import get_distribution
 from weightspace.relu.setups import (
     METRICS,
@@ -56,6 +57,18 @@ def rad_dims(distributions: Iterable[str]) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------
 # Loading and flat tables
+
+
+def job_documents(
+    documents: Iterable[Mapping],
+    distributions: Sequence[str] | None = None,
+    what: str = "setups jobs",
+) -> list[Mapping]:
+    """The documents of the setups jobs, each distribution once (``what`` names them in
+    the message); with ``distributions``, exactly those."""
+    documents = list(documents)
+    check_chunks([doc["distribution"] for doc in documents], distributions, what)
+    return documents
 
 
 def load_job(document: Mapping) -> list[SetupResult]:

@@ -24,7 +24,6 @@ into stages is bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,47 +33,33 @@ import torch
 from weightspace.data.seeds import numpy_rng, torch_generator
 from weightspace.relu.batched import BatchedTwoLayer, empirical_ntk, weighted_sq_loss_and_grads
 from weightspace.relu.distributions import star_dataset
+from weightspace.relu.shared import DTYPES, ConfigBase, choice, positive, torch_dtype
 from weightspace.relu.star_summary import StarResult, star_fractions  # noqa: F401 (re-exported)
 
 MSE_MARGIN = 0.999999
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _STATE_KEYS = ("x", "y", "w1", "b1", "w2", "b2", "sample_weights", "step", "step_factor",
                "lin_threshold", "init_pattern", "kink_first_crossed", "mse_first_crossed",
                "epoch", "loss")
 
 
 @dataclass(frozen=True)
-class StarConfig:
-    width: int
-    n_nets: int
+class StarConfig(ConfigBase):
+    width: int = positive()
+    n_nets: int = positive()
     rays: int = 11
     delta: float = 0.1
     n_samples: int | None = None  # virtual sample size; None means width²
     star_double_step: bool = False  # reproduce the original's update applied twice per epoch
-    dtype: str = "float32"  # the original trains in float32
+    dtype: str = choice("float32", DTYPES)  # the original trains in float32
 
     def __post_init__(self):
-        if self.width < 1 or self.n_nets < 1:
-            raise ValueError(f"width and n_nets must be >= 1, got {self.width}, {self.n_nets}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        super().__post_init__()
         if self.n_samples is not None and self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1 or None, got {self.n_samples}")
 
     @property
     def samples(self) -> int:
         return self.width ** 2 if self.n_samples is None else int(self.n_samples)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> StarConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown StarConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**dict(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +141,7 @@ def init_star_state(config: StarConfig, seed: int, device="cpu") -> dict:
     All random draws happen on the CPU in float64 (then cast), so the initial state does not
     depend on the device, and float32 and float64 runs start from the same weights up to rounding.
     """
-    dtype = _DTYPES[config.dtype]
+    dtype = torch_dtype(config.dtype)
     x, y = star_dataset(config.rays, config.delta)
     n_points, p, m = x.shape[0], config.n_nets, config.width
     counts = numpy_rng(seed, "star", "sample-weights").multinomial(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_chunks
+from weightspace.relu.jobs import star_chunks
 from weightspace.relu.statistics import wilson_interval
 
 
@@ -85,6 +87,21 @@ def result_from_dict(data: Mapping) -> StarResult:
               for name in ("final_loss", "lin_threshold", "step")}
     return StarResult(width=int(data["width"]), epoch=int(data["epoch"]),
                       step_factor=float(data["step_factor"]), **ints, **floats)
+
+
+def chunk_results(
+    documents: Iterable[Mapping], star: Mapping | None = None, what: str = "star chunks"
+) -> list[StarResult]:
+    """The results of chunk files (``result_to_dict`` plus a "chunk" key). A (width,
+    chunk) read twice is an error (``what`` names the chunks in the message); with
+    ``star``, the relu.star config, so is a chunk of its jobs that is missing or one
+    that is not among them.
+    """
+    documents = list(documents)
+    expected = None if star is None else [(w, c) for w, c, _ in star_chunks(star)]
+    found = [(int(doc["width"]), int(doc["chunk"])) for doc in documents]
+    check_chunks(found, expected, what)
+    return [result_from_dict(doc) for doc in documents]
 
 
 def at_budget(result: StarResult, epochs: int) -> StarResult:

@@ -13,7 +13,7 @@ from weightspace.relu.mc_summary import claims
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     summary = pd.read_csv(sm.input.csv)
-    variants = list(dict.fromkeys(v["name"] for v in sm.config["relu"]["mc"]["variants"]))
+    variants = list(dict.fromkeys(v["name"] for v in job.config["relu.mc.variants"]))
     fig, ax = new_figure(width=5.4, height=4.0)
     markers = "osd^v<>"
     styles = ["-", "--", ":", "-."]
