@@ -17,19 +17,36 @@ os.environ.update(
     )
 )
 
+from weightspace.pipeline.config import ConfigError, resolve_config
 
-configfile: "config/quick.yaml"
+# The config: each --configfile (default config/quick.yaml) is complete or says which file it
+# `extends`; --config key=value applies last. Checked in full before any job (config/README.md).
+CONFIG_DIR = os.path.join(workflow.basedir, "config")
+try:
+    _resolved = resolve_config(
+        [str(p) for p in workflow.overwrite_configfiles]
+        or [os.path.join(CONFIG_DIR, "quick.yaml")],
+        dict(workflow.config_settings.config),
+        CONFIG_DIR,
+    )
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+config.clear()
+config.update(_resolved)
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
-include: "rules/relu.smk"
 include: "rules/teleport.smk"
-include: "rules/random_bases.smk"
+include: "rules/rbd.smk"
 include: "rules/credit.smk"
+include: "rules/relu.smk"
 include: "rules/structured.smk"
 include: "rules/figures.smk"
 include: "rules/provenance.smk"
+
+
+attach_code_hashes()
 
 
 rule all:

@@ -1,5 +1,7 @@
 # Data preparation: the quick-scale data sets shipped with packages, and paper-scale
 # torchvision data sets (downloaded into data.root or read from an existing root).
+from weightspace.data.jobs import torchvision_job_inputs
+
 DATA_MANIFEST = f"{RUN}/data/mnist_subset.npz"
 TORCHVISION_DATASETS = ["mnist", "fashion_mnist", "cifar10", "cifar100"]
 
@@ -19,14 +21,14 @@ rule prepare_mnist_subset:
         mem_mb=2000,
     params:
         config=cfg("data.mnist_subset"),
-        code=code("weightspace.data"),
     script:
         "../workflow/scripts/prepare_mnist_subset.py"
 
 
 rule prepare_torchvision_dataset:
     input:
-        torchvision_available,
+        # stops before any job when the data set is missing and may not be downloaded
+        lambda wc: torchvision_job_inputs(config, wc.dataset),
     output:
         record=f"{RUN}/data/torchvision_{{dataset}}.record.json",
     log:
@@ -42,6 +44,5 @@ rule prepare_torchvision_dataset:
         mem_mb=4000,
     params:
         config=cfg("data.root", "data.download"),
-        code=code("weightspace.data"),
     script:
         "../workflow/scripts/prepare_torchvision_dataset.py"

@@ -29,11 +29,11 @@ rule report:
     conda:
         "../envs/weightspace.yaml"
     params:
-        config=cfg("run_name", "scale"),
-        code=code("weightspace.pipeline", "weightspace.provenance"),
+        # the captions are rendered against the whole config
+        config=canonical_json(config),
         run_dir=run_dir_of,
     script:
-        "../workflow/scripts/build_report.py"
+        "../workflow/scripts/report.py"
 
 
 rule archive:
@@ -50,9 +50,8 @@ rule archive:
     conda:
         "../envs/weightspace.yaml"
     params:
-        code=code("weightspace.archive"),
         run_dir=run_dir_of,
         snapshot=CODE_SNAPSHOT,
         repo=REPO,
     script:
-        "../workflow/scripts/build_archive.py"
+        "../workflow/scripts/archive.py"

@@ -1,8 +1,6 @@
 """A real single-node SLURM cluster on localhost for tests, and Snakemake runs through it.
 
-Import the fixture into a test module to use it::
-
-    from slurm_cluster import slurm_cluster  # noqa: F401  (pytest fixture)
+The fixture `slurm_cluster` is registered in conftest.py::
 
     @pytest.mark.slurm
     def test_something(slurm_cluster, tmp_path):
@@ -235,8 +233,3 @@ def get_slurm_cluster() -> SlurmCluster:
         start_seconds=seconds,
     )
 
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> SlurmCluster:
-    """A running single-node SLURM (started here when needed, as root)."""
-    return get_slurm_cluster()

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weightspace.pipeline.codehash import source_hash
 from weightspace.pipeline.config import (
     ConfigError,
     config_slice_json,
@@ -26,8 +25,9 @@ SPEC_TARGETS = {
     "credit": ["credit_table_rules", "credit_fig_alignment", "credit_fig_noise"],
     "relu": ["relu_fig_mc", "relu_fig_star", "relu_fig_setups", "relu_table_setups",
              "relu_fig_kink_distributions", "relu_fig_examples"],
-    "structured": ["sss_fig_approximation", "sss_fig_finetune", "sss_fig_speed",
-                   "sss_table_testmatrices", "sss_table_finetune"],
+    "structured": ["structured_fig_approximation", "structured_fig_finetune",
+                   "structured_fig_speed", "structured_table_testmatrices",
+                   "structured_table_finetune"],
 }
 
 
@@ -97,37 +97,6 @@ def test_config_slice_is_canonical():
     b = {"relu": {"k": {"a": [1, 2], "b": 2}}, "seed": 1}
     assert config_slice_json(a, ["seed", "relu.k"]) == config_slice_json(b, ["relu.k", "seed"])
     assert config_slice_json(a, ["relu.k"]) != config_slice_json({"relu": {"k": {"b": 3}}}, ["relu.k"])
-
-
-def test_source_hash_tracks_exactly_its_modules(tmp_path):
-    pkg = tmp_path / "weightspace"
-    (pkg / "relu").mkdir(parents=True)
-    (pkg / "relu" / "kinks.py").write_text("x = 1\n")
-    (pkg / "relu" / "mc.py").write_text("y = 1\n")
-    (pkg / "plotting.py").write_text("z = 1\n")
-    before = source_hash(tmp_path, ["weightspace.relu.kinks"])
-    package = source_hash(tmp_path, ["weightspace.relu"])
-    (pkg / "plotting.py").write_text("z = 2\n")
-    (pkg / "relu" / "mc.py").write_text("y = 2\n")
-    assert source_hash(tmp_path, ["weightspace.relu.kinks"]) == before
-    assert source_hash(tmp_path, ["weightspace.relu"]) != package
-    (pkg / "relu" / "kinks.py").write_text("x = 2\n")
-    assert source_hash(tmp_path, ["weightspace.relu.kinks"]) != before
-    with pytest.raises(FileNotFoundError, match="weightspace.nope"):
-        source_hash(tmp_path, ["weightspace.nope"])
-
-
-def test_source_hash_of_a_package_covers_its_c_sources(tmp_path):
-    csrc = tmp_path / "weightspace" / "structured" / "csrc"
-    csrc.mkdir(parents=True)
-    (csrc.parent / "speed.py").write_text("x = 1\n")
-    (csrc / "speed.c").write_text("int main(void) { return 0; }\n")
-    (csrc / "notes.txt").write_text("a\n")
-    before = source_hash(tmp_path, ["weightspace.structured"])
-    (csrc / "notes.txt").write_text("b\n")
-    assert source_hash(tmp_path, ["weightspace.structured"]) == before
-    (csrc / "speed.c").write_text("int main(void) { return 1; }\n")
-    assert source_hash(tmp_path, ["weightspace.structured"]) != before
 
 
 def test_conda_environment_has_the_same_pins_as_pyproject():

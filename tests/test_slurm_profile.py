@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from slurm_cluster import ROOT, SlurmCluster, scontrol_job, slurm_cluster  # noqa: E402,F401
+from slurm_cluster import ROOT, SlurmCluster, scontrol_job  # noqa: E402
 
 PROFILES = ROOT / "profiles"
 

@@ -4,14 +4,13 @@ import re
 
 import pytest
 
-from slurm_cluster import slurm_cluster  # noqa: F401  (session fixture)
 from weightspace.provenance.runrecord import load_record
 from workflow_utils import copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
-def test_tiny_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):  # noqa: F811
+def test_tiny_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     work = copy_workflow(tmp_path / "repo")
     # Two targets of the tiny workflow (4 jobs): every SLURM job costs the plugin's polling delay.
     slurm_cluster.run_snakemake(work, "relu_fig_kink_distributions",

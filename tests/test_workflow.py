@@ -4,15 +4,26 @@ exact incremental reruns, config and data errors before any job, lint and format
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from weightspace.pipeline.codehash import import_closure
 from weightspace.pipeline.registry import load_registry
 from weightspace.provenance.runrecord import load_record
-from workflow_utils import ROOT, SNAKEMAKE, copy_workflow, planned_jobs, snakemake
+from workflow_utils import (
+    ROOT,
+    SNAKEMAKE,
+    copy_workflow,
+    job_reasons,
+    params_changed_rules,
+    planned_jobs,
+    snakemake,
+)
 
 pytestmark = pytest.mark.slow
 TINY = ("--configfile=config/tiny.yaml",)
@@ -120,6 +131,67 @@ def test_change_reruns_exactly_the_affected_jobs(tiny_run, file, old, new, rerun
     assert not (untouched & jobs), jobs
 
 
+def _closure_rules(module_file: str) -> set[str]:
+    """Rules whose script imports the file (directly or transitively)."""
+    found = set()
+    for script in (ROOT / "workflow" / "scripts").glob("*.py"):
+        if (ROOT / module_file).resolve() in import_closure(script, ROOT / "src"):
+            found.add(script.stem)
+    return found
+
+
+def test_editing_a_transitive_import_reruns_exactly_its_jobs(tiny_run):
+    # derive_seed reaches most compute scripts through other modules; no list names it.
+    file = "src/weightspace/data/seeds.py"
+    users = _closure_rules(file)
+    assert {"relu_mc_chunk", "relu_star_chunk", "relu_setups_job"} <= users
+    path = tiny_run / file
+    original = _edit(path, "def derive_seed", "# edited\ndef derive_seed")
+    try:
+        proc = snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")
+        changed = params_changed_rules(tiny_run, *TINY, "all", "report", "archive")
+    finally:
+        path.write_text(original)
+    assert changed == users & _rules_of_run(tiny_run), changed
+    # every job reruns because its code changed or because it consumes what a rerun job writes
+    reasons = job_reasons(proc)
+    assert changed <= set(reasons)
+    for rule, why in reasons.items():
+        assert all("Params" in r or "updated by another job" in r for r in why), (rule, why)
+
+
+def _rules_of_run(work: Path) -> set[str]:
+    return {load_record(p)["rule"] for p in (work / "results" / "tiny").rglob("*record.json")}
+
+
+def test_editing_an_unrelated_module_reruns_nothing(tiny_run):
+    used = set()
+    for script in (ROOT / "workflow" / "scripts").glob("*.py"):
+        used |= set(import_closure(script, ROOT / "src"))
+    unused = sorted(
+        p for p in (ROOT / "src" / "weightspace").rglob("*.py") if p.resolve() not in used
+    )
+    assert unused, "every module is used by some script; add a probe module"
+    path = tiny_run / unused[0].relative_to(ROOT)
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    try:
+        out = snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")
+    finally:
+        path.write_text(original)
+    assert planned_jobs(out) == {}, unused[0]
+
+
+def test_same_content_with_new_file_times_reruns_nothing(tiny_run):
+    # A fresh clone, a checkout or a pull restores files with new times: content decides.
+    future = time.time() + 3600
+    for folder in ("workflow", "src", "rules", "config"):
+        for path in (tiny_run / folder).rglob("*"):
+            if path.is_file():
+                os.utime(path, (future, future))
+    assert planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
+
+
 def test_lint_and_snakefmt():
     lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -148,7 +220,9 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
     work = copy_workflow(tmp_path / "repo")
     empty = tmp_path / "no-data"
     override = tmp_path / "offline.yaml"
-    override.write_text(json.dumps({"data": {"root": str(empty), "download": False}}))
+    override.write_text(
+        json.dumps({"extends": "paper", "data": {"root": str(empty), "download": False}})
+    )
     proc = snakemake(work, "results/paper/data/torchvision_cifar10.record.json",
                      "--configfile", "config/paper.yaml", str(override), check=False)
     out = proc.stdout + proc.stderr
@@ -162,3 +236,30 @@ def test_planned_target_says_so(tmp_path):
     proc = snakemake(work, "-n", "teleport_fig4_micro", check=False)
     assert proc.returncode != 0
     assert "'teleport_fig4_micro' is planned" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # a partial file is reported, never filled in from quick
+        ("run_name: mine\nseed: 3\n", "mine.yaml is incomplete"),
+        ("extends: quick\nrun_name: mine\nseed: 3\nseed: 4\n", "key 'seed' is given twice"),
+        ("extends: quick\nrun_name: mine\nrelu:\n  mc:\n    widths: [8, 8]\n",
+         "'relu.mc.widths'"),
+        ("extends: quick\nrun_name: mine\nseed: 20200211.0\n", "'seed' = 20200211.0"),
+    ],
+)
+def test_bad_config_file_stops_before_any_job(tmp_path, text, message):
+    work = copy_workflow(tmp_path / "repo")
+    (work / "mine.yaml").write_text(text)
+    proc = snakemake(work, "-n", "all", "--configfile", "mine.yaml", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (work / "results").exists()
+
+
+def test_config_file_that_extends_a_scale_writes_to_its_own_run(tmp_path):
+    work = copy_workflow(tmp_path / "repo")
+    (work / "mine.yaml").write_text("extends: tiny\nrun_name: mine\n")
+    proc = snakemake(work, "-n", "relu_fig_kink_distributions", "--configfile", "mine.yaml")
+    assert "results/mine/relu/relu_fig_kink_distributions.png" in proc.stdout + proc.stderr

@@ -54,3 +54,33 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def job_reasons(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
+    """{rule: reasons} of the jobs of a dry run, from Snakemake's per-job `reason:` lines."""
+    reasons: dict[str, set[str]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if match:
+            rule = match.group(1)
+        elif rule and line.strip().startswith("reason:"):
+            reasons.setdefault(rule, set()).update(
+                r.strip() for r in line.strip()[len("reason:"):].split(";")
+            )
+    return reasons
+
+
+def params_changed_rules(workdir: Path, *args: str) -> set[str]:
+    """Rules with a job whose params changed since its outputs were made.
+
+    A dry run cannot say this: Snakemake gives a job whose input is rerun only that reason.
+    `--summary` gives each output file its rule and status."""
+    rows = snakemake(workdir, *args, "--summary").stdout.splitlines()
+    header = rows[0].split("\t")
+    rule, status = header.index("rule"), header.index("status")
+    return {
+        cells[rule]
+        for cells in (row.split("\t") for row in rows[1:])
+        if len(cells) == len(header) and cells[status] == "params changed"
+    }

@@ -5,10 +5,11 @@ from pathlib import Path
 from weightspace.archive import create, verify
 from weightspace.pipeline.job import script_job
 
-with script_job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    repo = Path(snakemake.params.repo)  # noqa: F821
-    extra = [repo / p for p in snakemake.params.snapshot if (repo / p).exists()]  # noqa: F821
-    out = create(snakemake.params.run_dir, snakemake.output[0], extra=extra, repo_root=repo)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with script_job(sm) as job:
+    repo = Path(sm.params.repo)
+    extra = [repo / p for p in sm.params.snapshot if (repo / p).exists()]
+    out = create(sm.params.run_dir, sm.output[0], extra=extra, repo_root=repo)
     report = verify(out)
     if not report.ok:
         raise RuntimeError(f"the archive {out} does not verify: {report.summary()}")
