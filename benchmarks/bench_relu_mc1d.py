@@ -77,7 +77,9 @@ def bench_width(m, elements, kernel, device, rounds, warmup_steps, crit_nets):
     a, b, c, w, p, h = _initial_nets(n, m, device)
     y = crit.labels(0.0, device)
     stepper = mc1d.GDStepper(a, b, c, w, p, h, y, kernel=kernel)
-    stepper.step(warmup_steps)  # move the kinks off 0 so the activity classes are realistic
+    stepper.step(
+        warmup_steps
+    )  # move the kinks off 0 so the activity classes are realistic
     z = [torch.ones(n, 6, m, dtype=torch.float64, device=device) for _ in range(4)]
     jobs = {
         "step": lambda: stepper.step(1),
@@ -94,10 +96,18 @@ def bench_width(m, elements, kernel, device, rounds, warmup_steps, crit_nets):
 
     k = min(crit_nets, n)
     ta, tb, tc, tw = (t[:k] for t in stepper.params)
-    t_crit = min(_timed(lambda: crit.sufficient_criterion(ta, tb, tc, tw, h[:k], p[:k], y), 1, device)
-                 for _ in range(max(3, rounds // 2)))
+    t_crit = min(
+        _timed(
+            lambda: crit.sufficient_criterion(ta, tb, tc, tw, h[:k], p[:k], y),
+            1,
+            device,
+        )
+        for _ in range(max(3, rounds // 2))
+    )
     return {
-        "width": m, "nets": n, "kernel": stepper.kernel,
+        "width": m,
+        "nets": n,
+        "kernel": stepper.kernel,
         "step_ms": best["step"] * 1e3,
         "pass_inplace_ms": best["inplace"] * 1e3,
         "pass_out_ms": best["out"] * 1e3,
@@ -106,7 +116,8 @@ def bench_width(m, elements, kernel, device, rounds, warmup_steps, crit_nets):
         "ratio_out": best["step"] / best["out"],
         "ratio_addcmul": best["step"] / best["addcmul"],
         "net_steps_per_s": n / best["step"],
-        "criterion_us_per_net": t_crit / k * 1e6, "criterion_nets": k,
+        "criterion_us_per_net": t_crit / k * 1e6,
+        "criterion_nets": k,
         "criterion_vs_1000_steps": t_crit / k / (1000 * best["step"] / n),
     }
 
@@ -114,9 +125,16 @@ def bench_width(m, elements, kernel, device, rounds, warmup_steps, crit_nets):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64, 256, 1024])
-    ap.add_argument("--elements", type=int, default=2**20, help="P·m per width (default 2^20)")
-    ap.add_argument("--kernel", nargs="+", default=["scatter", "c"], choices=mc1d.KERNELS,
-                    help="kernels to time, one row each per width (default: scatter c)")
+    ap.add_argument(
+        "--elements", type=int, default=2**20, help="P·m per width (default 2^20)"
+    )
+    ap.add_argument(
+        "--kernel",
+        nargs="+",
+        default=["scatter", "c"],
+        choices=mc1d.KERNELS,
+        help="kernels to time, one row each per width (default: scatter c)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
@@ -127,26 +145,52 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    rows = [bench_width(m, args.elements, kernel, device, args.rounds, args.warmup_steps,
-                        args.criterion_nets) for m in args.widths for kernel in args.kernel]
+    rows = [
+        bench_width(
+            m,
+            args.elements,
+            kernel,
+            device,
+            args.rounds,
+            args.warmup_steps,
+            args.criterion_nets,
+        )
+        for m in args.widths
+        for kernel in args.kernel
+    ]
 
-    print(f"device={device} threads={args.threads} float64 elements=P·m={args.elements} "
-          f"torch={torch.__version__}")
-    print("| m | P | kernel | step (ms) | pass in-place / out= / addcmul (ms) | step / pass "
-          "(in-place, out=, addcmul) | nets·steps/s | criterion (µs/net) | criterion / 1000 steps |")
+    print(
+        f"device={device} threads={args.threads} float64 elements=P·m={args.elements} "
+        f"torch={torch.__version__}"
+    )
+    print(
+        "| m | P | kernel | step (ms) | pass in-place / out= / addcmul (ms) | step / pass "
+        "(in-place, out=, addcmul) | nets·steps/s | criterion (µs/net) | criterion / 1000 steps |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['width']} | {r['nets']} | {r['kernel']} | {r['step_ms']:.2f} "
-              f"| {r['pass_inplace_ms']:.2f} / {r['pass_out_ms']:.2f} / {r['pass_addcmul_ms']:.2f} "
-              f"| {r['ratio_inplace']:.1f}, {r['ratio_out']:.1f}, {r['ratio_addcmul']:.1f} "
-              f"| {r['net_steps_per_s']:.3g} | {r['criterion_us_per_net']:.1f} "
-              f"| {r['criterion_vs_1000_steps']:.3f} |")
+        print(
+            f"| {r['width']} | {r['nets']} | {r['kernel']} | {r['step_ms']:.2f} "
+            f"| {r['pass_inplace_ms']:.2f} / {r['pass_out_ms']:.2f} / {r['pass_addcmul_ms']:.2f} "
+            f"| {r['ratio_inplace']:.1f}, {r['ratio_out']:.1f}, {r['ratio_addcmul']:.1f} "
+            f"| {r['net_steps_per_s']:.3g} | {r['criterion_us_per_net']:.1f} "
+            f"| {r['criterion_vs_1000_steps']:.3f} |"
+        )
     if args.out:
-        meta = {"device": str(device), "threads": args.threads, "elements": args.elements,
-                "torch": torch.__version__, "machine": platform.machine(),
-                "passes": {"inplace": "Z.mul_(1.0)", "out": "torch.mul(Z, 1.0, out=Z2)",
-                           "addcmul": "torch.addcmul(Z, Z2, Z3, out=Z4)"},
-                "shape": "(P, 6, m) float64, contiguous", "timing": "best of rounds, thread CPU time"}
+        meta = {
+            "device": str(device),
+            "threads": args.threads,
+            "elements": args.elements,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+            "passes": {
+                "inplace": "Z.mul_(1.0)",
+                "out": "torch.mul(Z, 1.0, out=Z2)",
+                "addcmul": "torch.addcmul(Z, Z2, Z3, out=Z4)",
+            },
+            "shape": "(P, 6, m) float64, contiguous",
+            "timing": "best of rounds, thread CPU time",
+        }
         with open(args.out, "w") as fh:
             json.dump({"meta": meta, "rows": rows}, fh, indent=2)
 

@@ -63,15 +63,30 @@ def bench_identification(reps: int) -> list[dict]:
     last = rng.uniform(-1, 1, size=(100, 2048)) / np.sqrt(2048)
     cases = [
         ("300×300 exact SSS, K=30, d=5", square, lambda w: identify_sss(w, 30, 5)),
-        ("100×2048 last layer, K=50, share 0.2 (d=7)", last, lambda w: approximate_sss(w, 0.2, 50).structure),
+        (
+            "100×2048 last layer, K=50, share 0.2 (d=7)",
+            last,
+            lambda w: approximate_sss(w, 0.2, 50).structure,
+        ),
     ]
     for name, weight, run in cases:
         real = run(weight)
         err = float(np.linalg.norm(real.to_dense() - weight) / np.linalg.norm(weight))
         t_sss = _median_time(partial(run, weight), reps)
-        t_svd = _median_time(partial(scipy.linalg.svd, weight, full_matrices=False, check_finite=False), reps)
-        rows.append({"case": name, "sss_s": t_sss, "full_svd_s": t_svd, "ratio": t_sss / t_svd,
-                     "state_dim": real.max_state_dim, "rel_error": err})
+        t_svd = _median_time(
+            partial(scipy.linalg.svd, weight, full_matrices=False, check_finite=False),
+            reps,
+        )
+        rows.append(
+            {
+                "case": name,
+                "sss_s": t_sss,
+                "full_svd_s": t_svd,
+                "ratio": t_sss / t_svd,
+                "state_dim": real.max_state_dim,
+                "rel_error": err,
+            }
+        )
     return rows
 
 
@@ -79,14 +94,18 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     n, n_stages, d = 4096, 64, 16
-    real = random_realisation(stage_sizes(n, n_stages), stage_sizes(n, n_stages), d, rng)
+    real = random_realisation(
+        stage_sizes(n, n_stages), stage_sizes(n, n_stages), d, rng
+    )
     sss = SSSLayer.from_structure(real, bias=True, device=device)
     dense = torch.nn.Linear(n, n, device=device)
     # Correctness at the benchmark size, against the float64 stage recursion.
     u = torch.randn(4, n, device=device)
     with torch.no_grad():
         ref = real.apply(u.double().cpu().numpy().T).T + sss.bias.double().cpu().numpy()
-        err = float(np.abs(sss(u).double().cpu().numpy() - ref).max() / np.abs(ref).max())
+        err = float(
+            np.abs(sss(u).double().cpu().numpy() - ref).max() / np.abs(ref).max()
+        )
     rows = []
     for batch in batches:
         x = torch.randn(batch, n, device=device)
@@ -109,19 +128,47 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
                             layer(x)
                             _sync(device)
                             times[name].append(time.perf_counter() - t0)
-            t_dense, t_sss = statistics.median(times["dense"]), statistics.median(times["sss"])
-            rows.append({"batch": batch, "autograd": grad, "dense_ms": 1e3 * t_dense, "sss_ms": 1e3 * t_sss,
-                         "speedup": t_dense / t_sss, "sss_cold_ms": 1e3 * cold if not grad else None})
-    meta = {"shape": [n, n], "n_stages": n_stages, "state_dim": d, "sss_weight_params": sss.n_weight_params(),
-            "dense_weight_params": n * n, "flop_ratio": n * n / sss.n_weight_params(), "rel_error_vs_float64": err}
+            t_dense, t_sss = (
+                statistics.median(times["dense"]),
+                statistics.median(times["sss"]),
+            )
+            rows.append(
+                {
+                    "batch": batch,
+                    "autograd": grad,
+                    "dense_ms": 1e3 * t_dense,
+                    "sss_ms": 1e3 * t_sss,
+                    "speedup": t_dense / t_sss,
+                    "sss_cold_ms": 1e3 * cold if not grad else None,
+                }
+            )
+    meta = {
+        "shape": [n, n],
+        "n_stages": n_stages,
+        "state_dim": d,
+        "sss_weight_params": sss.n_weight_params(),
+        "dense_weight_params": n * n,
+        "flop_ratio": n * n / sss.n_weight_params(),
+        "rel_error_vs_float64": err,
+    }
     return rows, meta
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the results as JSON to this path")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating timing rounds per layer setting")
-    parser.add_argument("--reps", type=int, default=None, help="calls per round (default: 60 at batch 1, 3 at 256)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="alternating timing rounds per layer setting",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="calls per round (default: 60 at batch 1, 3 at 256)",
+    )
     parser.add_argument("--svd-reps", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -141,26 +188,44 @@ def main(argv=None):
     print("| case | state dim | rel. error | SSS identification | full SVD | ratio |")
     print("|---|---|---|---|---|---|")
     for r in ident:
-        print(f"| {r['case']} | {r['state_dim']} | {r['rel_error']:.2e} | {1e3 * r['sss_s']:.1f} ms "
-              f"| {1e3 * r['full_svd_s']:.1f} ms | {r['ratio']:.1f}× |")
-    print(f"\n## SSS layer vs nn.Linear, 4096×4096, K=64, d=16, float32, {args.threads} thread(s), {device}\n")
-    print(f"SSS weight parameters {meta['sss_weight_params']:,} vs dense {meta['dense_weight_params']:,} "
-          f"({meta['flop_ratio']:.1f}× fewer multiply-adds); "
-          f"max rel. error vs float64 {meta['rel_error_vs_float64']:.1e}\n")
+        print(
+            f"| {r['case']} | {r['state_dim']} | {r['rel_error']:.2e} | {1e3 * r['sss_s']:.1f} ms "
+            f"| {1e3 * r['full_svd_s']:.1f} ms | {r['ratio']:.1f}× |"
+        )
+    print(
+        f"\n## SSS layer vs nn.Linear, 4096×4096, K=64, d=16, float32, {args.threads} thread(s), {device}\n"
+    )
+    print(
+        f"SSS weight parameters {meta['sss_weight_params']:,} vs dense {meta['dense_weight_params']:,} "
+        f"({meta['flop_ratio']:.1f}× fewer multiply-adds); "
+        f"max rel. error vs float64 {meta['rel_error_vs_float64']:.1e}\n"
+    )
     print("| batch | autograd | dense | SSS | speed-up | SSS first call |")
     print("|---|---|---|---|---|---|")
     for r in layer_rows:
         cold = f"{r['sss_cold_ms']:.3f} ms" if r["sss_cold_ms"] is not None else ""
-        print(f"| {r['batch']} | {'yes' if r['autograd'] else 'no'} | {r['dense_ms']:.3f} ms | {r['sss_ms']:.3f} ms "
-              f"| {r['speedup']:.1f}× | {cold} |")
+        print(
+            f"| {r['batch']} | {'yes' if r['autograd'] else 'no'} | {r['dense_ms']:.3f} ms | {r['sss_ms']:.3f} ms "
+            f"| {r['speedup']:.1f}× | {cold} |"
+        )
     ok = all(r["speedup"] >= 10 for r in layer_rows)
-    print(f"\nrequirement (≥ 10× at batch 1 and 256, with and without autograd): {'met' if ok else 'NOT met'}")
+    print(
+        f"\nrequirement (≥ 10× at batch 1 and 256, with and without autograd): {'met' if ok else 'NOT met'}"
+    )
 
     if args.out:
         result = {
-            "identification": ident, "layer": layer_rows, "layer_meta": meta, "requirement_met": ok,
-            "torch": torch.__version__, "numpy": np.__version__, "threads": args.threads, "device": str(device),
-            "machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+            "identification": ident,
+            "layer": layer_rows,
+            "layer_meta": meta,
+            "requirement_met": ok,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "threads": args.threads,
+            "device": str(device),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
         }
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=2)

@@ -48,7 +48,9 @@ def write_idx_labels(path: Path, labels: np.ndarray, compress: bool = False) -> 
     _write_bytes(path, header + labels.astype(np.uint8).tobytes(), compress)
 
 
-def make_idx_root(root: Path, class_name: str, compress: bool = False, seed: int = 0) -> dict:
+def make_idx_root(
+    root: Path, class_name: str, compress: bool = False, seed: int = 0
+) -> dict:
     """<root>/<class_name>/raw/ with 5 train and 3 test 28x28 images; returns {part: (images, labels)}."""
     rng = np.random.default_rng(seed)
     written = {}
@@ -80,12 +82,21 @@ def make_cifar10_root(root: Path, per_batch: int = 2, seed: int = 0) -> dict:
     for filename in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         rows = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
-        _pickle(folder / filename, {"batch_label": filename, "data": rows, "labels": labels, "filenames": []})
+        _pickle(
+            folder / filename,
+            {"batch_label": filename, "data": rows, "labels": labels, "filenames": []},
+        )
         part = "test" if filename == "test_batch" else "train"
         parts[part][0].append(rows)
         parts[part][1].extend(labels)
-    _pickle(folder / "batches.meta", {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072})
-    written = {part: (np.vstack(rows), np.array(labels)) for part, (rows, labels) in parts.items()}
+    _pickle(
+        folder / "batches.meta",
+        {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072},
+    )
+    written = {
+        part: (np.vstack(rows), np.array(labels))
+        for part, (rows, labels) in parts.items()
+    }
     written["md5"] = {path.name: md5_of(path) for path in folder.iterdir()}
     return written
 
@@ -99,18 +110,34 @@ def make_cifar100_root(root: Path, count: int = 4, seed: int = 1) -> dict:
         rows = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
         fine = [int(v) for v in rng.integers(0, 100, size=count)]
         _pickle(
-            folder / part, {"data": rows, "fine_labels": fine, "coarse_labels": [v // 5 for v in fine], "filenames": []}
+            folder / part,
+            {
+                "data": rows,
+                "fine_labels": fine,
+                "coarse_labels": [v // 5 for v in fine],
+                "filenames": [],
+            },
         )
         written[part] = (rows, np.array(fine))
-    _pickle(folder / "meta", {"fine_label_names": [f"fine{i}" for i in range(100)], "coarse_label_names": []})
+    _pickle(
+        folder / "meta",
+        {
+            "fine_label_names": [f"fine{i}" for i in range(100)],
+            "coarse_label_names": [],
+        },
+    )
     written["md5"] = {path.name: md5_of(path) for path in folder.iterdir()}
     return written
 
 
 def patch_cifar_md5(monkeypatch, cls, md5: dict) -> None:
     """Make torchvision's md5 lists of `cls` expect the fake files (the test's own files)."""
-    monkeypatch.setattr(cls, "train_list", [[name, md5[name]] for name, _ in cls.train_list])
-    monkeypatch.setattr(cls, "test_list", [[name, md5[name]] for name, _ in cls.test_list])
+    monkeypatch.setattr(
+        cls, "train_list", [[name, md5[name]] for name, _ in cls.train_list]
+    )
+    monkeypatch.setattr(
+        cls, "test_list", [[name, md5[name]] for name, _ in cls.test_list]
+    )
     monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
 
 
@@ -123,7 +150,11 @@ def write_png(path: Path, rgb: tuple[int, int, int], size: int = 4) -> np.ndarra
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.zeros((size, size, 3), dtype=np.uint8)
     pixels[...] = rgb
-    pixels[0, 0] = (rgb[2], rgb[1], rgb[0])  # one distinct pixel so orientation errors show
+    pixels[0, 0] = (
+        rgb[2],
+        rgb[1],
+        rgb[0],
+    )  # one distinct pixel so orientation errors show
     Image.fromarray(pixels).save(path)
     return pixels
 

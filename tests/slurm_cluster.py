@@ -39,7 +39,9 @@ def _in_ci() -> bool:
 
 
 def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def running_partitions() -> list[str] | None:
@@ -51,7 +53,9 @@ def running_partitions() -> list[str] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     rows = [line.split("|") for line in proc.stdout.split() if "|" in line]
-    if proc.returncode or not any(re.match(r"(idle|mix|alloc)", state) for _, state in rows):
+    if proc.returncode or not any(
+        re.match(r"(idle|mix|alloc)", state) for _, state in rows
+    ):
         return None
     return sorted({partition.rstrip("*") for partition, _ in rows})
 
@@ -207,7 +211,9 @@ def get_slurm_cluster() -> SlurmCluster:
     """The running cluster; skips (or fails under CI=true) when there is none and cannot be one."""
     partitions, output, seconds, error = _start()
     if error:
-        pytest.fail(error, pytrace=False)  # root, but SLURM could not be started: a real failure
+        pytest.fail(
+            error, pytrace=False
+        )  # root, but SLURM could not be started: a real failure
     if partitions is None:
         _not_available(
             "no SLURM is running (sinfo shows no usable node) and starting one with "
@@ -232,4 +238,3 @@ def get_slurm_cluster() -> SlurmCluster:
         start_output=output,
         start_seconds=seconds,
     )
-

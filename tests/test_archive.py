@@ -35,7 +35,9 @@ def tree(tmp_path):
     _write(root / "Snakefile", "include: 'rules/common.smk'\n")
     _write(root / "rules" / "common.smk", "# helpers\n")
     _write(root / "src" / "weightspace" / "mod.py", "X = 1\n")
-    _write(root / "src" / "weightspace" / "__pycache__" / "mod.cpython-311.pyc", b"\x00")
+    _write(
+        root / "src" / "weightspace" / "__pycache__" / "mod.cpython-311.pyc", b"\x00"
+    )
     _write(root / "config" / "quick.yaml", "run_name: quick\n")
     _write(root / "pyproject.toml", "[project]\nname = 'x'\n")
     script = _write(root / "workflow" / "scripts" / "run.sh", "#!/bin/sh\n")
@@ -121,18 +123,35 @@ def test_create_then_verify(tree, tmp_path):
     manifest = _manifest(members)
     assert {f["path"] for f in manifest["files"]} == EXPECTED
     for (_info, data), entry in zip(members[2:], manifest["files"]):
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry[
+            "size"
+        ] == len(data)
     sha_text = members[1][1].decode()
     assert sha_text == f"{hashlib.sha256(members[0][1]).hexdigest()}  MANIFEST.json\n"
-    assert [(r["path"], r["rule"], r["wildcards"], r["status"]) for r in manifest["records"]] == [
-        ("results/quick/teleport/chunk0/record.json", "teleport_mc", {"chunk": "0"}, "completed"),
-        ("results/quick/teleport/chunk1/record.json", "teleport_mc", {"chunk": "1"}, "completed"),
+    assert [
+        (r["path"], r["rule"], r["wildcards"], r["status"]) for r in manifest["records"]
+    ] == [
+        (
+            "results/quick/teleport/chunk0/record.json",
+            "teleport_mc",
+            {"chunk": "0"},
+            "completed",
+        ),
+        (
+            "results/quick/teleport/chunk1/record.json",
+            "teleport_mc",
+            {"chunk": "1"},
+            "completed",
+        ),
     ]
     assert all(r["start"] and r["end"] for r in manifest["records"])
     assert manifest["run_dir"] == "results/quick" and manifest["packages"]["python"]
     assert set(manifest["git"]) >= {"commit", "dirty"}
     assert manifest["skipped"] == [
-        {"path": "results/quick/linked_rules", "reason": "symlink to a directory, not followed"}
+        {
+            "path": "results/quick/linked_rules",
+            "reason": "symlink to a directory, not followed",
+        }
     ]
     modes = {m.name.split("/", 1)[1]: m.mode for m, _ in members}
     assert modes["workflow/scripts/run.sh"] == 0o755 and modes["Snakefile"] == 0o644
@@ -142,7 +161,9 @@ def test_create_then_verify(tree, tmp_path):
     assert report.ok, report.problems
     assert report.n_files == len(EXPECTED) and report.records_checked == 2
     assert report.summary() == f"OK: {len(EXPECTED)} files verified"
-    assert not [p for p in out.parent.iterdir() if p.name != out.name]  # no temp file left
+    assert not [
+        p for p in out.parent.iterdir() if p.name != out.name
+    ]  # no temp file left
 
 
 def test_archive_is_byte_identical_when_recreated(tree, tmp_path):
@@ -177,7 +198,9 @@ def test_archive_inside_run_dir_does_not_include_itself(tree):
 
 def test_tampered_member_is_detected(tree, tmp_path):
     good = _members(_make(tree, tmp_path / "run.tar.gz"))
-    data = bytearray(dict((m.name, d) for m, d in good)["run/results/quick/teleport/fig6.png"])
+    data = bytearray(
+        dict((m.name, d) for m, d in good)["run/results/quick/teleport/fig6.png"]
+    )
     data[100] ^= 0x01  # one byte, same size
     bad = _rebuild(tmp_path / "bad.tar.gz", _replace(good, "fig6.png", bytes(data)))
     report = archive.verify(bad)
@@ -245,7 +268,9 @@ def test_broken_record_is_detected_even_with_consistent_manifest(tree, tmp_path)
     edited = json.dumps(manifest, sort_keys=True, indent=2).encode()
     sha = f"{hashlib.sha256(edited).hexdigest()}  MANIFEST.json\n".encode()
     members = _replace(good, "chunk0/record.json", broken)
-    members = _replace(_replace(members, "MANIFEST.json", edited), "MANIFEST.sha256", sha)
+    members = _replace(
+        _replace(members, "MANIFEST.json", edited), "MANIFEST.sha256", sha
+    )
     report = archive.verify(_rebuild(tmp_path / "bad.tar.gz", members))
     assert report.problems and all("chunk0/record.json" in p for p in report.problems)
     assert "does not parse" in report.problems[0]
@@ -287,7 +312,14 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_command_line(tree, tmp_path):
     out = tree / "results" / "quick" / "archive" / "quick.tar.gz"
-    made = _cli("create", "results/quick", str(out.relative_to(tree)), "--repo-root", ".", cwd=tree)
+    made = _cli(
+        "create",
+        "results/quick",
+        str(out.relative_to(tree)),
+        "--repo-root",
+        ".",
+        cwd=tree,
+    )
     assert made.returncode == 0, made.stderr
     ok = _cli("verify", str(out), cwd=tmp_path)
     assert ok.returncode == 0
@@ -296,7 +328,8 @@ def test_command_line(tree, tmp_path):
     good = _members(out)
     kept = [(m, d) for m, d in good if not m.name.endswith("fig6.csv")]
     bad = _rebuild(
-        tmp_path / "bad.tar.gz", kept + [(tarfile.TarInfo("quick/results/quick/x"), b"1")]
+        tmp_path / "bad.tar.gz",
+        kept + [(tarfile.TarInfo("quick/results/quick/x"), b"1")],
     )
     failed = _cli("verify", str(bad), cwd=tmp_path)
     assert failed.returncode == 1

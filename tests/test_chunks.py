@@ -51,6 +51,7 @@ def test_all_problems_are_reported_together():
 
 def test_the_module_is_light():
     code = "import sys, weightspace.pipeline.chunks; print(' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     assert not {"torch", "numpy", "pandas", "snakemake"} & set(out)

@@ -24,20 +24,26 @@ def tree(tmp_path):
     write(ws / "lazy.py", "def lazy_attributes(package, modules, namespace): ...\n")
     write(ws / "seeds.py", "def derive_seed(*a): return 1\n")
     write(ws / "unrelated.py", "x = 1\n")
-    write(ws / "paper" / "__init__.py",
-          "from weightspace.lazy import lazy_attributes\n"
-          "_LAZY = {'heavy': ['Heavy'], 'other': ['Other']}\n"
-          "__getattr__ = lazy_attributes(__name__, _LAZY, globals())\n")
+    write(
+        ws / "paper" / "__init__.py",
+        "from weightspace.lazy import lazy_attributes\n"
+        "_LAZY = {'heavy': ['Heavy'], 'other': ['Other']}\n"
+        "__getattr__ = lazy_attributes(__name__, _LAZY, globals())\n",
+    )
     write(ws / "paper" / "heavy.py", "from .kernel import run\nclass Heavy: ...\n")
     write(ws / "paper" / "other.py", "class Other: ...\n")
-    write(ws / "paper" / "kernel.py",
-          "from pathlib import Path\n"
-          "SOURCE = Path(__file__).parent / 'csrc' / 'step.c'\n"
-          "def run():\n    from weightspace.seeds import derive_seed\n    return derive_seed()\n")
+    write(
+        ws / "paper" / "kernel.py",
+        "from pathlib import Path\n"
+        "SOURCE = Path(__file__).parent / 'csrc' / 'step.c'\n"
+        "def run():\n    from weightspace.seeds import derive_seed\n    return derive_seed()\n",
+    )
     write(ws / "paper" / "csrc" / "step.c", "int f(void) { return 1; }\n")
     write(ws / "paper" / "csrc" / "notes.txt", "not code\n")
-    script = write(tmp_path / "workflow" / "scripts" / "paper_job.py",
-                   "import numpy\nfrom weightspace.paper import Heavy\n")
+    script = write(
+        tmp_path / "workflow" / "scripts" / "paper_job.py",
+        "import numpy\nfrom weightspace.paper import Heavy\n",
+    )
     return src, script
 
 
@@ -70,7 +76,10 @@ def test_importing_a_lazy_package_whole_counts_all_its_modules(tree):
 @pytest.mark.parametrize(
     "edited, changes",
     [
-        ("src/weightspace/seeds.py", True),  # imported inside a function, two levels down
+        (
+            "src/weightspace/seeds.py",
+            True,
+        ),  # imported inside a function, two levels down
         ("src/weightspace/paper/csrc/step.c", True),  # C source the kernel builds
         ("workflow/scripts/paper_job.py", True),  # the script itself
         ("src/weightspace/unrelated.py", False),

@@ -36,14 +36,18 @@ def test_shipped_scales_are_complete_and_valid(scale):
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("run_name: x\nseed: [1, 2\nthreads: 1\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml, line 3, column \d+: invalid YAML"):
+    with pytest.raises(
+        ConfigError, match=r"bad\.yaml, line 3, column \d+: invalid YAML"
+    ):
         load_yaml(bad)
 
 
 def test_duplicate_key_is_an_error_naming_both_lines(tmp_path):
     dup = tmp_path / "dup.yaml"
     dup.write_text("extends: quick\nrelu:\n  mc:\n    runs: 10\n    runs: 20\n")
-    with pytest.raises(ConfigError, match=r"dup\.yaml, line 5: key 'runs' is given twice.*line 4"):
+    with pytest.raises(
+        ConfigError, match=r"dup\.yaml, line 5: key 'runs' is given twice.*line 4"
+    ):
         resolve(dup)
 
 
@@ -78,7 +82,9 @@ def test_extends_by_relative_path_and_cycles(tmp_path):
         load_config_file(a, CONFIG_DIR)
     missing = tmp_path / "m.yaml"
     missing.write_text("extends: nonexistent_scale\n")
-    with pytest.raises(ConfigError, match="nonexistent_scale.yaml, which does not exist"):
+    with pytest.raises(
+        ConfigError, match="nonexistent_scale.yaml, which does not exist"
+    ):
         resolve(missing)
 
 
@@ -94,18 +100,37 @@ def test_overrides_apply_last():
         (lambda c: c.update(seed=20200211.0), r"'seed' = 20200211\.0 is invalid"),
         (lambda c: c["relu"]["mc"].update(runs=256.0), r"'relu\.mc\.runs' = 256\.0"),
         # NaN and infinity, named by key
-        (lambda c: c["relu"]["mc"].update(offsets=[math.nan]),
-         r"'relu\.mc\.offsets\.0' is NaN or infinite"),
-        (lambda c: c["structured"]["finetune"].update(lr=math.inf),
-         r"'structured\.finetune\.lr' is NaN or infinite"),
+        (
+            lambda c: c["relu"]["mc"].update(offsets=[math.nan]),
+            r"'relu\.mc\.offsets\.0' is NaN or infinite",
+        ),
+        (
+            lambda c: c["structured"]["finetune"].update(lr=math.inf),
+            r"'structured\.finetune\.lr' is NaN or infinite",
+        ),
         # lists that name jobs are unique
-        (lambda c: c["relu"]["mc"].update(widths=[8, 8]), r"'relu\.mc\.widths'.*unique"),
-        (lambda c: c["relu"]["mc"].update(offsets=[0.0, 0]), r"'relu\.mc\.offsets'.*unique"),
+        (
+            lambda c: c["relu"]["mc"].update(widths=[8, 8]),
+            r"'relu\.mc\.widths'.*unique",
+        ),
+        (
+            lambda c: c["relu"]["mc"].update(offsets=[0.0, 0]),
+            r"'relu\.mc\.offsets'.*unique",
+        ),
         # safe results paths
         (lambda c: c.update(results_dir=""), r"'results_dir' is empty"),
-        (lambda c: c.update(results_dir="/"), r"'results_dir' = '/' is the filesystem root"),
-        (lambda c: c.update(results_dir="results/../.."), r"'results_dir'.*contains '\.\.'"),
-        (lambda c: c.update(run_name=".."), r"'run_name' = '\.\.' is not a folder name"),
+        (
+            lambda c: c.update(results_dir="/"),
+            r"'results_dir' = '/' is the filesystem root",
+        ),
+        (
+            lambda c: c.update(results_dir="results/../.."),
+            r"'results_dir'.*contains '\.\.'",
+        ),
+        (
+            lambda c: c.update(run_name=".."),
+            r"'run_name' = '\.\.' is not a folder name",
+        ),
         (lambda c: c.update(run_name="a/b"), r"'run_name' = \"a/b\" is invalid"),
     ],
 )

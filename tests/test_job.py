@@ -10,11 +10,20 @@ from weightspace.provenance.runrecord import load_record
 
 
 def fake_snakemake(tmp_path, outputs, config='{"seed": 3}'):
-    out = OutputFiles(fromdict=outputs) if isinstance(outputs, dict) else OutputFiles(outputs)
+    out = (
+        OutputFiles(fromdict=outputs)
+        if isinstance(outputs, dict)
+        else OutputFiles(outputs)
+    )
     return SimpleNamespace(
-        rule="demo", wildcards=Wildcards(fromdict={"chunk": "2"}), threads=1,
-        input=Namedlist([]), output=out, log=Log([str(tmp_path / "demo.log")]),
-        params=Params(fromdict={"config": config}), resources=Namedlist(fromdict={}),
+        rule="demo",
+        wildcards=Wildcards(fromdict={"chunk": "2"}),
+        threads=1,
+        input=Namedlist([]),
+        output=out,
+        log=Log([str(tmp_path / "demo.log")]),
+        params=Params(fromdict={"config": config}),
+        resources=Namedlist(fromdict={}),
         scriptdir=str(tmp_path),
     )
 
@@ -31,8 +40,9 @@ def test_record_beside_first_output_and_config_parsed(tmp_path):
 
 
 def test_failed_block_writes_no_record(tmp_path):
-    sm = fake_snakemake(tmp_path, {"csv": str(tmp_path / "a.csv"),
-                                   "record": str(tmp_path / "a.json")})
+    sm = fake_snakemake(
+        tmp_path, {"csv": str(tmp_path / "a.csv"), "record": str(tmp_path / "a.json")}
+    )
     with pytest.raises(RuntimeError):
         with jobmod.script_job(sm):
             raise RuntimeError("boom")
@@ -45,13 +55,17 @@ def test_cuda_without_index_takes_a_free_gpu_slot(tmp_path, monkeypatch):
 
     def fake_resolve(spec):
         import torch
+
         return torch.device("cuda") if spec == "cuda" else torch.device(spec)
 
     monkeypatch.setattr("weightspace.training.devices.resolve_device", fake_resolve)
     monkeypatch.setattr("torch.cuda.set_device", lambda d: taken.append(d.index))
-    monkeypatch.setattr("weightspace.training.devices.visible_gpu_ids", lambda: ["0", "1"])
+    monkeypatch.setattr(
+        "weightspace.training.devices.visible_gpu_ids", lambda: ["0", "1"]
+    )
     monkeypatch.setenv("WEIGHTSPACE_GPU_LOCK_DIR", str(tmp_path / "locks"))
     import contextlib
+
     with contextlib.ExitStack() as first, contextlib.ExitStack() as second:
         a = jobmod._device("cuda", first)
         b = jobmod._device("cuda", second)
@@ -60,8 +74,13 @@ def test_cuda_without_index_takes_a_free_gpu_slot(tmp_path, monkeypatch):
 
 def checkpoint_snakemake(tmp_path, config='{"seed": 3}', code="abc"):
     sm = fake_snakemake(tmp_path, [str(tmp_path / "result.json")], config=config)
-    sm.params = Params(fromdict={"config": config, "code": code,
-                                 "checkpoint": str(tmp_path / "result.state.pt")})
+    sm.params = Params(
+        fromdict={
+            "config": config,
+            "code": code,
+            "checkpoint": str(tmp_path / "result.state.pt"),
+        }
+    )
     return sm
 
 
@@ -89,8 +108,11 @@ def test_foreign_checkpoint_is_set_aside_not_reused(tmp_path, change):
             old = job.checkpoint(seed=7)
             old.save({"done": 3})
             raise KeyboardInterrupt
-    sm = checkpoint_snakemake(tmp_path, config='{"seed": 4}' if change == "config" else
-                              '{"seed": 3}', code="xyz" if change == "code" else "abc")
+    sm = checkpoint_snakemake(
+        tmp_path,
+        config='{"seed": 4}' if change == "config" else '{"seed": 3}',
+        code="xyz" if change == "code" else "abc",
+    )
     with jobmod.script_job(sm) as job:
         new = job.checkpoint(seed=8 if change == "seed" else 7)
         assert new.path != old.path and new.load() is None

@@ -10,15 +10,23 @@ from weightspace.lazy import lazy_attributes
 
 def _imported_after(statement: str) -> set[str]:
     code = f"import sys; {statement}; print(' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     return set(out.split())
 
 
-@pytest.mark.parametrize("statement, absent", [
-    ("import weightspace.structured.summaries", {"torch", "pyfaust"}),
-    ("import weightspace.data.seeds", {"sklearn", "torchvision"}),
-    ("from weightspace.structured import approximate_low_rank", {"pyfaust", "torchvision"}),
-])
+@pytest.mark.parametrize(
+    "statement, absent",
+    [
+        ("import weightspace.structured.summaries", {"torch", "pyfaust"}),
+        ("import weightspace.data.seeds", {"sklearn", "torchvision"}),
+        (
+            "from weightspace.structured import approximate_low_rank",
+            {"pyfaust", "torchvision"},
+        ),
+    ],
+)
 def test_modules_do_not_import_what_they_do_not_use(statement, absent):
     assert not absent & _imported_after(statement)
 
@@ -33,6 +41,8 @@ def test_lazy_attributes_load_on_first_use_and_cache():
         getattr_("nope")
 
 
-@pytest.mark.parametrize("module", ["weightspace.relu.mc_summary", "weightspace.relu.star_summary"])
+@pytest.mark.parametrize(
+    "module", ["weightspace.relu.mc_summary", "weightspace.relu.star_summary"]
+)
 def test_relu_summaries_do_not_import_torch(module):
     assert "torch" not in _imported_after(f"import {module}")

@@ -43,7 +43,12 @@ def on_meta(name, **kwargs):
 
 # deeper copies of resnet50 / densenet121 blocks: checked at the harder 28x28 size only, to keep the suite fast
 DEEP_VARIANTS = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201"}
-SHAPE_CASES = [(n, c, s) for n in model_names() for c, s in IMAGE_SHAPES if n not in DEEP_VARIANTS or s == 28]
+SHAPE_CASES = [
+    (n, c, s)
+    for n in model_names()
+    for c, s in IMAGE_SHAPES
+    if n not in DEEP_VARIANTS or s == 28
+]
 
 
 @pytest.mark.parametrize("name,channels,size", SHAPE_CASES)
@@ -58,7 +63,9 @@ def test_every_registered_model_maps_images_to_logits(name, channels, size):
 @pytest.mark.parametrize("name", SMALL_MODELS)
 def test_small_models_run_on_real_tensors(name, channels, size):
     torch.manual_seed(0)
-    model = build_model(name, in_channels=channels, image_size=size, num_classes=10).eval()
+    model = build_model(
+        name, in_channels=channels, image_size=size, num_classes=10
+    ).eval()
     with torch.no_grad():
         out = model(torch.randn(2, channels, size, size))
     assert out.shape == (2, 10)
@@ -66,7 +73,9 @@ def test_small_models_run_on_real_tensors(name, channels, size):
 
 
 def test_rectangular_images_are_accepted():
-    model = build_model("small_cnn", in_channels=1, image_size=(28, 20), adaptive_pool=None)
+    model = build_model(
+        "small_cnn", in_channels=1, image_size=(28, 20), adaptive_pool=None
+    )
     assert model(torch.randn(2, 1, 28, 20)).shape == (2, 10)
     # flatten size computed from (28, 20): two pools -> 7 x 5 map of 64 channels
     assert model.fc1.in_features == 64 * 7 * 5
@@ -74,16 +83,44 @@ def test_rectangular_images_are_accepted():
 
 # (registry name, build options, in_channels, image size, expected count, where the count is stated)
 SPEC_COUNTS = [
-    ("mlp", {}, 1, 28, 101_770, "teleport.md Fig. 4 quick MLP 784-128-10; random_bases.md FC-MNIST"),
-    ("mlp", {}, 3, 32, 394_634, "teleport.md §5 MLP 3072-128-10; random_bases.md FC-CIFAR10"),
+    (
+        "mlp",
+        {},
+        1,
+        28,
+        101_770,
+        "teleport.md Fig. 4 quick MLP 784-128-10; random_bases.md FC-MNIST",
+    ),
+    (
+        "mlp",
+        {},
+        3,
+        32,
+        394_634,
+        "teleport.md §5 MLP 3072-128-10; random_bases.md FC-CIFAR10",
+    ),
     ("mlp_5x500", {}, 3, 32, 2_543_510, "teleport.md §5 MLP 5x500"),
-    ("mlp", {"hidden": (256, 256)}, 1, 28, 269_322, "credit_assignment.md MLP 784-256-256-10"),
+    (
+        "mlp",
+        {"hidden": (256, 256)},
+        1,
+        28,
+        269_322,
+        "credit_assignment.md MLP 784-256-256-10",
+    ),
     ("small_cnn", {}, 1, 28, 283_786, "structured.md SmallCNN"),
     ("tutorial_cnn", {}, 1, 28, 93_322, "random_bases.md CNN 28x28x1"),
     ("tutorial_cnn", {}, 3, 32, 122_570, "random_bases.md CNN 32x32x3"),
     ("vgg16_bn", {}, 3, 32, 134_309_962, "teleport.md §5 VGG16-BN"),
     ("vgg16", {}, 3, 32, 134_301_514, "teleport.md §5 VGG16 without BN"),
-    ("resnet18", {"stem": "small_maxpool"}, 3, 32, 11_173_962, "teleport.md §5 ResNet-18 CIFAR variant"),
+    (
+        "resnet18",
+        {"stem": "small_maxpool"},
+        3,
+        32,
+        11_173_962,
+        "teleport.md §5 ResNet-18 CIFAR variant",
+    ),
     ("densenet121", {}, 3, 32, 6_964_106, "teleport.md §5 DenseNet-121"),
     ("resnet8", {}, 3, 32, 78_330, "random_bases.md Fig. 1 ResNet-8"),
     (
@@ -98,8 +135,14 @@ SPEC_COUNTS = [
 ]
 
 
-@pytest.mark.parametrize("name,options,channels,size,expected,source", SPEC_COUNTS, ids=[c[-1] for c in SPEC_COUNTS])
-def test_parameter_counts_stated_in_the_specs(name, options, channels, size, expected, source):
+@pytest.mark.parametrize(
+    "name,options,channels,size,expected,source",
+    SPEC_COUNTS,
+    ids=[c[-1] for c in SPEC_COUNTS],
+)
+def test_parameter_counts_stated_in_the_specs(
+    name, options, channels, size, expected, source
+):
     model = on_meta(name, in_channels=channels, image_size=size, **options)
     assert count_parameters(model) == expected, source
 
@@ -113,18 +156,24 @@ def test_small_cnn_fc1_is_the_structured_layer():
 
 def test_count_parameters_skips_frozen_and_buffers():
     model = mlp(hidden=(4,), in_features=3, num_classes=2, batch_norm=True)
-    total = (3 * 4 + 4) + (4 + 4) + (4 * 2 + 2)  # fc1, bn1 (running stats are buffers), fc2
+    total = (
+        (3 * 4 + 4) + (4 + 4) + (4 * 2 + 2)
+    )  # fc1, bn1 (running stats are buffers), fc2
     assert count_parameters(model) == total
     model.fc1.weight.requires_grad_(False)
     assert count_parameters(model) == total - 12
     assert count_parameters(model, trainable_only=False) == total
 
 
-@pytest.mark.parametrize("name,image_size", [("resnet18", 64), ("resnet50", 64), ("densenet121", 64)])
+@pytest.mark.parametrize(
+    "name,image_size", [("resnet18", 64), ("resnet50", 64), ("densenet121", 64)]
+)
 def test_torchvision_weights_load_strictly_and_give_the_same_function(name, image_size):
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None).eval()
-    ours = build_model(name, in_channels=3, image_size=image_size, num_classes=1000, stem="imagenet").eval()
+    ours = build_model(
+        name, in_channels=3, image_size=image_size, num_classes=1000, stem="imagenet"
+    ).eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, image_size, image_size)
     with torch.no_grad():
@@ -178,7 +227,9 @@ def test_densenet_parameters_do_not_depend_on_image_size():
 def every_leaf_call_count(model, x):
     calls = {}
     hooks = [
-        module.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1))
+        module.register_forward_hook(
+            lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1)
+        )
         for module in model.modules()
         if not list(module.children())
     ]
@@ -205,8 +256,12 @@ def test_residual_block_computes_shortcut_first_and_adds_it_first():
     order, add_inputs = [], {}
     block.downsample[0].register_forward_hook(lambda m, i, o: order.append("shortcut"))
     block.conv1.register_forward_hook(lambda m, i, o: order.append("conv1"))
-    block.downsample.register_forward_hook(lambda m, i, o: add_inputs.__setitem__("shortcut", o))
-    block.add.register_forward_hook(lambda m, i, o: add_inputs.__setitem__("first", i[0]))
+    block.downsample.register_forward_hook(
+        lambda m, i, o: add_inputs.__setitem__("shortcut", o)
+    )
+    block.add.register_forward_hook(
+        lambda m, i, o: add_inputs.__setitem__("first", i[0])
+    )
     model(torch.randn(2, 1, 28, 28))
     assert order == ["shortcut", "conv1"]
     assert add_inputs["first"] is add_inputs["shortcut"]
@@ -215,13 +270,20 @@ def test_residual_block_computes_shortcut_first_and_adds_it_first():
 def test_projection_option_places_shortcut_convs():
     needed = resnet(stages=(1, 1), widths=(16, 32), stem="small")
     first = resnet(stages=(1, 1), widths=(16, 32), stem="small", projection="first")
-    assert needed.layer1[0].downsample is None and needed.layer2[0].downsample is not None
-    assert first.layer1[0].downsample is not None and first.layer2[0].downsample is not None
+    assert (
+        needed.layer1[0].downsample is None and needed.layer2[0].downsample is not None
+    )
+    assert (
+        first.layer1[0].downsample is not None
+        and first.layer2[0].downsample is not None
+    )
 
 
 def test_zero_init_residual_makes_blocks_start_as_identity_plus_relu():
     torch.manual_seed(0)
-    model = resnet(stages=(1,), widths=(8,), stem="small", zero_init_residual=True).eval()
+    model = resnet(
+        stages=(1,), widths=(8,), stem="small", zero_init_residual=True
+    ).eval()
     block = model.layer1[0]
     assert torch.count_nonzero(block.bn2.weight) == 0
     x = torch.randn(2, 8, 5, 5)
@@ -239,12 +301,22 @@ def test_merges_are_modules():
 
 @pytest.mark.parametrize(
     "activation,cls",
-    [("relu", nn.ReLU), ("elu", nn.ELU), ("leakyrelu", nn.LeakyReLU), ("leaky_relu", nn.LeakyReLU), ("tanh", nn.Tanh)],
+    [
+        ("relu", nn.ReLU),
+        ("elu", nn.ELU),
+        ("leakyrelu", nn.LeakyReLU),
+        ("leaky_relu", nn.LeakyReLU),
+        ("tanh", nn.Tanh),
+    ],
 )
 def test_mlp_layers_are_explicit_modules(activation, cls):
     model = build_model("mlp_5x128", activation=activation)
     names = [name for name, _ in model.named_children()]
-    expected = ["flatten"] + [f"{kind}{i}" for i in range(1, 6) for kind in ("fc", "act")] + ["fc6"]
+    expected = (
+        ["flatten"]
+        + [f"{kind}{i}" for i in range(1, 6) for kind in ("fc", "act")]
+        + ["fc6"]
+    )
     assert names == expected
     acts = [m for m in model if isinstance(m, cls)]
     assert len(acts) == 5 and len({id(a) for a in acts}) == 5
@@ -258,13 +330,16 @@ def test_mlp_bias_flag():
 
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(
-        ValueError, match="unknown model 'resnet19'.*did you mean.*resnet18.*known models: .*densenet121"
+        ValueError,
+        match="unknown model 'resnet19'.*did you mean.*resnet18.*known models: .*densenet121",
     ):
         build_model("resnet19")
 
 
 def test_unknown_option_lists_accepted_options():
-    with pytest.raises(TypeError, match="does not take depth.*accepted options: .*hidden"):
+    with pytest.raises(
+        TypeError, match="does not take depth.*accepted options: .*hidden"
+    ):
         build_model("mlp", depth=3)
 
 
@@ -282,7 +357,10 @@ def test_unknown_activation_lists_known_ones():
         (lambda: resnet(block="wide"), "unknown ResNet block 'wide'"),
         (lambda: resnet(stages=(1, 1), widths=(16,)), "equal length"),
         (lambda: densenet(stem="huge"), "unknown DenseNet stem"),
-        (lambda: small_cnn(channels=(8, 8, 8), padding="valid", image_size=8), "too small"),
+        (
+            lambda: small_cnn(channels=(8, 8, 8), padding="valid", image_size=8),
+            "too small",
+        ),
         (lambda: small_cnn(pool=(True,)), "one flag per conv"),
         (lambda: mlp(image_size=(28, 28, 3)), "image_size"),
         (lambda: mlp(num_classes=0), "num_classes"),
@@ -321,5 +399,7 @@ def test_initializers_follow_their_definitions():
     assert model.fc1.weight.abs().max().item() <= 2 * raw_std + 1e-7
 
     assert torch.all(model.bn1.weight == 3.0), "normalisation layers must be left alone"
-    with pytest.raises(ValueError, match="unknown init scheme 'glorot'.*xavier_uniform"):
+    with pytest.raises(
+        ValueError, match="unknown init scheme 'glorot'.*xavier_uniform"
+    ):
         initialize_weights(model, "glorot")

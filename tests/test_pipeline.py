@@ -16,18 +16,39 @@ from weightspace.pipeline.registry import load_registry, render_readme
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = ("quick", "paper", "tiny")
 SPEC_TARGETS = {
-    "teleport": ["teleport_fig4_micro", "teleport_fig5_flatness", "teleport_fig6_convergence",
-                 "teleport_fig7_gradients", "teleport_fig8_activations",
-                 "teleport_fig9_initializers", "teleport_fig10_pseudo",
-                 "teleport_fig11_histograms"],
-    "rbd": ["rbd_table1", "rbd_fig_dimensions", "rbd_fig_compartments", "rbd_fig_correlation",
-            "rbd_table_distributed"],
+    "teleport": [
+        "teleport_fig4_micro",
+        "teleport_fig5_flatness",
+        "teleport_fig6_convergence",
+        "teleport_fig7_gradients",
+        "teleport_fig8_activations",
+        "teleport_fig9_initializers",
+        "teleport_fig10_pseudo",
+        "teleport_fig11_histograms",
+    ],
+    "rbd": [
+        "rbd_table1",
+        "rbd_fig_dimensions",
+        "rbd_fig_compartments",
+        "rbd_fig_correlation",
+        "rbd_table_distributed",
+    ],
     "credit": ["credit_table_rules", "credit_fig_alignment", "credit_fig_noise"],
-    "relu": ["relu_fig_mc", "relu_fig_star", "relu_fig_setups", "relu_table_setups",
-             "relu_fig_kink_distributions", "relu_fig_examples"],
-    "structured": ["structured_fig_approximation", "structured_fig_finetune",
-                   "structured_fig_speed", "structured_table_testmatrices",
-                   "structured_table_finetune"],
+    "relu": [
+        "relu_fig_mc",
+        "relu_fig_star",
+        "relu_fig_setups",
+        "relu_table_setups",
+        "relu_fig_kink_distributions",
+        "relu_fig_examples",
+    ],
+    "structured": [
+        "structured_fig_approximation",
+        "structured_fig_finetune",
+        "structured_fig_speed",
+        "structured_table_testmatrices",
+        "structured_table_finetune",
+    ],
 }
 
 
@@ -75,14 +96,24 @@ def test_scales_set_the_same_keys():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c.update(device="gpu"), r"'device' = \"gpu\" is invalid.*auto, cpu, cuda"),
-        (lambda c: c["relu"]["kink_distributions"].update(samples=5),
-         r"relu\.kink_distributions\.samples.*>= 100"),
-        (lambda c: c["relu"]["kink_distributions"].update(sample=5),
-         r"unknown config key 'relu\.kink_distributions\.sample'.*allowed keys here: "
-         r"dims, grid_points, samples"),
+        (
+            lambda c: c.update(device="gpu"),
+            r"'device' = \"gpu\" is invalid.*auto, cpu, cuda",
+        ),
+        (
+            lambda c: c["relu"]["kink_distributions"].update(samples=5),
+            r"relu\.kink_distributions\.samples.*>= 100",
+        ),
+        (
+            lambda c: c["relu"]["kink_distributions"].update(sample=5),
+            r"unknown config key 'relu\.kink_distributions\.sample'.*allowed keys here: "
+            r"dims, grid_points, samples",
+        ),
         (lambda c: c["data"].pop("download"), r"missing config key 'data\.download'"),
-        (lambda c: c.update(scale="huge"), r"'scale'.*one of \"tiny\", \"quick\", \"paper\""),
+        (
+            lambda c: c.update(scale="huge"),
+            r"'scale'.*one of \"tiny\", \"quick\", \"paper\"",
+        ),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(edit, message):
@@ -95,14 +126,20 @@ def test_bad_config_names_key_and_allowed_values(edit, message):
 def test_config_slice_is_canonical():
     a = {"seed": 1, "relu": {"k": {"b": 2, "a": [1, 2]}}}
     b = {"relu": {"k": {"a": [1, 2], "b": 2}}, "seed": 1}
-    assert config_slice_json(a, ["seed", "relu.k"]) == config_slice_json(b, ["relu.k", "seed"])
-    assert config_slice_json(a, ["relu.k"]) != config_slice_json({"relu": {"k": {"b": 3}}}, ["relu.k"])
+    assert config_slice_json(a, ["seed", "relu.k"]) == config_slice_json(
+        b, ["relu.k", "seed"]
+    )
+    assert config_slice_json(a, ["relu.k"]) != config_slice_json(
+        {"relu": {"k": {"b": 3}}}, ["relu.k"]
+    )
 
 
 def test_conda_environment_has_the_same_pins_as_pyproject():
     import tomllib
 
-    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
     env = yaml.safe_load((ROOT / "envs" / "weightspace.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(pip) == sorted(pins)

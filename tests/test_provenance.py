@@ -100,7 +100,9 @@ def test_atomic_path_keeps_suffix_for_format_sniffing_writers(tmp_path):
     with atomic_path(target) as tmp:
         assert tmp.parent == target.parent
         assert tmp.suffix == ".npz" and is_temp_name(tmp.name)
-        np.savez(tmp, a=np.arange(4))  # would append ".npz" if the suffix were different
+        np.savez(
+            tmp, a=np.arange(4)
+        )  # would append ".npz" if the suffix were different
     with np.load(target) as z:
         np.testing.assert_array_equal(z["a"], np.arange(4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz"]
@@ -130,7 +132,9 @@ def test_atomic_write_json_converts_numpy_paths_and_nan(tmp_path):
         "1": "int key",
     }
     assert where == ["$.nested.loss", "$.nested.vals[1]"]
-    assert text.endswith("\n") and text.index('"1"') < text.index('"a"') < text.index('"b"')
+    assert text.endswith("\n") and text.index('"1"') < text.index('"a"') < text.index(
+        '"b"'
+    )
 
 
 def test_atomic_write_json_failure_keeps_existing_file(tmp_path):
@@ -162,7 +166,9 @@ def test_canonical_json_is_key_order_independent():
     a = {"model": {"width": 64, "depth": 3}, "lr": 0.1, "seeds": [0, 1]}
     b = {"seeds": [0, 1], "lr": 0.1, "model": {"depth": 3, "width": 64}}
     assert canonical_json(a) == canonical_json(b)
-    assert canonical_json(a) == '{"lr":0.1,"model":{"depth":3,"width":64},"seeds":[0,1]}'
+    assert (
+        canonical_json(a) == '{"lr":0.1,"model":{"depth":3,"width":64},"seeds":[0,1]}'
+    )
     # numpy scalars give the same text as the Python values they stand for
     c = {
         "seeds": np.array([0, 1]),
@@ -186,7 +192,9 @@ def test_canonical_json_round_trips_values_exactly():
     assert text.isascii()
     back = json.loads(text)
     assert back == values
-    assert all(type(back[k]) is type(v) for k, v in values.items())  # 1 and 1.0 stay distinct
+    assert all(
+        type(back[k]) is type(v) for k, v in values.items()
+    )  # 1 and 1.0 stay distinct
     assert math.copysign(1.0, back["neg0"]) == -1.0
     assert canonical_json({"x": 1}) != canonical_json({"x": 1.0})
     nan = json.loads(canonical_json({"x": float("nan")}))["x"]
@@ -251,7 +259,11 @@ def test_record_validates_and_has_environment(repo, monkeypatch):
     assert record["config"] == {"lr": 0.01, "epochs": 3}
     assert record["status"] == "completed"
     assert record["metrics"] == {"final_loss": 0.25}
-    assert digest == hashlib.sha256(b"\x00\x01").hexdigest() == record["data"]["toy"]["sha256"]
+    assert (
+        digest
+        == hashlib.sha256(b"\x00\x01").hexdigest()
+        == record["data"]["toy"]["sha256"]
+    )
     # git: the commit of the repository holding the workflow; results/ is ignored, so clean
     assert record["git"]["commit"] == _git(repo, "rev-parse", "HEAD")
     assert record["git"]["dirty"] is False
@@ -260,7 +272,9 @@ def test_record_validates_and_has_environment(repo, monkeypatch):
     assert pk["python"] == ".".join(map(str, sys.version_info[:3]))
     assert pk["numpy"] == np.__version__ and pk["weightspace"] is not None
     assert set(record["host"]) >= {"hostname", "platform", "cpu_count"}
-    assert record["device"]["resolved"] == "cpu" and record["device"]["job_threads"] == 2
+    assert (
+        record["device"]["resolved"] == "cpu" and record["device"]["job_threads"] == 2
+    )
     assert record["slurm"] is None
     assert record["start"] <= record["end"] and record["duration_s"] >= 0
 
@@ -269,7 +283,10 @@ def test_record_device_reads_torch_threads(tmp_path):
     torch = pytest.importorskip("torch")
     with RunRecord.start(tmp_path / "r.json", rule="r", workdir=tmp_path) as rec:
         rec.set_device(torch.device("cpu"))
-    assert load_record(tmp_path / "r.json")["device"]["torch_threads"] == torch.get_num_threads()
+    assert (
+        load_record(tmp_path / "r.json")["device"]["torch_threads"]
+        == torch.get_num_threads()
+    )
 
 
 def test_git_dirty_and_no_repository(repo, tmp_path):
@@ -296,7 +313,10 @@ def test_record_tolerates_missing_git(tmp_path, monkeypatch):
     with RunRecord.start(tmp_path / "r.json", rule="r", workdir=tmp_path):
         pass
     record = load_record(tmp_path / "r.json")
-    assert record["git"]["commit"] is None and record["git"]["reason"] == "git executable not found"
+    assert (
+        record["git"]["commit"] is None
+        and record["git"]["reason"] == "git executable not found"
+    )
 
 
 def test_slurm_fields_from_environment(tmp_path, monkeypatch):
@@ -353,7 +373,11 @@ def test_schema_rejects_broken_records(tmp_path):
     with RunRecord.start(path, rule="r", workdir=tmp_path):
         pass
     record = load_record(path)
-    for key, value in [("status", "weird"), ("git", {"commit": "xyz"}), ("start", "yesterday")]:
+    for key, value in [
+        ("status", "weird"),
+        ("git", {"commit": "xyz"}),
+        ("start", "yesterday"),
+    ]:
         broken = {**record, key: value}
         with pytest.raises(jsonschema.ValidationError):
             validate_record(broken)
@@ -377,9 +401,15 @@ def test_from_snakemake_object(tmp_path, monkeypatch):
     (tmp_path / "in1.npz").write_bytes(b"abc")
     (tmp_path / "in2.csv").write_bytes(b"x" * 100)
     inputs = Namedlist(fromdict={"data": "in1.npz", "table": "in2.csv"})
-    output = OutputFiles(fromdict={"result": "out/result.csv", "record": "out/record.json"})
+    output = OutputFiles(
+        fromdict={"result": "out/result.csv", "record": "out/record.json"}
+    )
     params = Params(
-        fromdict={"config": canonical_json({"lr": 0.1, "width": 8}), "code": "deadbeef", "fn": len}
+        fromdict={
+            "config": canonical_json({"lr": 0.1, "width": 8}),
+            "code": "deadbeef",
+            "fn": len,
+        }
     )
     smk = SimpleNamespace(
         input=inputs,
@@ -404,7 +434,10 @@ def test_from_snakemake_object(tmp_path, monkeypatch):
     assert record["seeds"] == {"base": 1, "chunk": 3}
     assert record["job"]["threads"] == 4 and record["device"]["job_threads"] == 4
     assert record["job"]["resources"] == {"mem_mb": 1000, "runtime": 30}
-    assert record["job"]["params"]["code"] == "deadbeef" and "config" not in record["job"]["params"]
+    assert (
+        record["job"]["params"]["code"] == "deadbeef"
+        and "config" not in record["job"]["params"]
+    )
     assert record["job"]["outputs"] == ["out/result.csv", "out/record.json"]
     assert record["job"]["log"] == ["logs/x.log"]
     small, large = record["inputs"]
@@ -414,7 +447,9 @@ def test_from_snakemake_object(tmp_path, monkeypatch):
         "sha256": hashlib.sha256(b"abc").hexdigest(),
         "note": None,
     }
-    assert large["path"] == "in2.csv" and large["size"] == 100 and large["sha256"] is None
+    assert (
+        large["path"] == "in2.csv" and large["size"] == 100 and large["sha256"] is None
+    )
 
 
 def test_from_snakemake_needs_a_record_path():

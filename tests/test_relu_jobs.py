@@ -28,7 +28,9 @@ def config():
 
 @pytest.mark.parametrize("total, per_chunk", [(1, 1), (10, 3), (12, 4), (5, 100)])
 def test_chunks_hold_every_item_once(total, per_chunk):
-    sizes = [chunk_size(total, per_chunk, c) for c in range(chunk_count(total, per_chunk))]
+    sizes = [
+        chunk_size(total, per_chunk, c) for c in range(chunk_count(total, per_chunk))
+    ]
     assert sum(sizes) == total
     assert all(0 < s <= per_chunk for s in sizes)
 
@@ -68,7 +70,9 @@ def test_star_jobs_split_each_width_and_unknown_chunks_are_named(config):
 def test_setups_and_examples_jobs_ignore_what_only_the_figure_reads(config):
     setups, examples = setups_job_config(config), examples_job_config(config)
     other = copy.deepcopy(config)
-    other["relu"]["setups"]["distributions"] = other["relu"]["setups"]["distributions"][:1]
+    other["relu"]["setups"]["distributions"] = other["relu"]["setups"]["distributions"][
+        :1
+    ]
     other["relu"]["setups"]["figure_bias_inits"] = []
     assert setups_job_config(other) == setups
     assert examples_job_config(other) == examples

@@ -9,8 +9,7 @@ import torch
 
 from weightspace.relu import criterion as crit
 from weightspace.relu import mc1d
-from weightspace.relu.mc1d import minibatches
-from weightspace.relu.mc1d import MCConfig, Status, run_chunk
+from weightspace.relu.mc1d import MCConfig, Status, minibatches, run_chunk
 
 F64 = torch.float64
 # "c" is the fused C step (the CPU default when a C compiler is found; test_relu_mc1d_ckernel.py).
@@ -73,10 +72,15 @@ def test_per_side_affine_with_zero_biases(kernel):
     x = crit.points()
     pos = (w * a * (a > 0)).sum(1)
     neg = (w * a * (a < 0)).sum(1)
-    expected = c.unsqueeze(1) + x * torch.where(x > 0, pos.unsqueeze(1), neg.unsqueeze(1))
-    torch.testing.assert_close(mc1d.network_output(a, b, c, w, x), expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(mc1d.kernel_output(a, b, c, w, kernel=kernel), expected,
-                               rtol=1e-12, atol=1e-12)
+    expected = c.unsqueeze(1) + x * torch.where(
+        x > 0, pos.unsqueeze(1), neg.unsqueeze(1)
+    )
+    torch.testing.assert_close(
+        mc1d.network_output(a, b, c, w, x), expected, rtol=1e-12, atol=1e-12
+    )
+    torch.testing.assert_close(
+        mc1d.kernel_output(a, b, c, w, kernel=kernel), expected, rtol=1e-12, atol=1e-12
+    )
     # The same function read off the side Gram matrices (used by the criterion).
     v = crit.side_parameters(crit.side_gram(a, b, w), c)
     torch.testing.assert_close(v[:, 0], pos)
@@ -105,7 +109,10 @@ def test_kink_movement_is_tracked_every_step(kernel):
 def test_dense_and_scatter_kernels_run_the_same_chunk():
     # Same arithmetic up to summation order: trajectories agree to rounding, statuses exactly.
     cfg = dict(steps_per_check=300, max_checks=3)
-    runs = [run_chunk(MCConfig(kernel=k, **cfg), seed=4, n_runs=16, width=24, offset=0.1) for k in KERNELS]
+    runs = [
+        run_chunk(MCConfig(kernel=k, **cfg), seed=4, n_runs=16, width=24, offset=0.1)
+        for k in KERNELS
+    ]
     assert [r.kernel for r in runs] == KERNELS
     assert runs[0].counts == runs[1].counts
     np.testing.assert_array_equal(runs[0].status, runs[1].status)
@@ -116,13 +123,21 @@ def test_regression_optimum_is_per_side_constant():
     uniform = torch.full((1, 6), 1.0 / 6.0, dtype=F64)
     vopt = crit.regression_optimum(uniform, crit.labels(0.0))
     torch.testing.assert_close(vopt, torch.zeros(1, 4, dtype=F64), rtol=0, atol=1e-14)
-    assert float(crit.per_side_risk(vopt, uniform, crit.labels(0.0))) == pytest.approx(1.0, abs=1e-14)
+    assert float(crit.per_side_risk(vopt, uniform, crit.labels(0.0))) == pytest.approx(
+        1.0, abs=1e-14
+    )
     for delta in (0.01, 0.1, -0.7):
         y = crit.labels(delta)
         vopt = crit.regression_optimum(uniform, y)
-        torch.testing.assert_close(vopt, torch.tensor([[0.0, delta, 0.0, delta]], dtype=F64),
-                                   rtol=0, atol=1e-13)
-        assert float(crit.per_side_risk(vopt, uniform, y)) == pytest.approx(1.0, abs=1e-13)
+        torch.testing.assert_close(
+            vopt,
+            torch.tensor([[0.0, delta, 0.0, delta]], dtype=F64),
+            rtol=0,
+            atol=1e-13,
+        )
+        assert float(crit.per_side_risk(vopt, uniform, y)) == pytest.approx(
+            1.0, abs=1e-13
+        )
 
 
 def test_regression_optimum_is_weighted_least_squares():
@@ -136,7 +151,9 @@ def test_regression_optimum_is_weighted_least_squares():
             sw = np.sqrt(p[n, idx].numpy())
             design = np.stack([x[idx], np.ones(3)], 1) * sw[:, None]
             coef = np.linalg.lstsq(design, yy[idx] * sw, rcond=None)[0]
-            np.testing.assert_allclose(vopt[n, 2 * k:2 * k + 2], coef, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(
+                vopt[n, 2 * k : 2 * k + 2], coef, rtol=1e-10, atol=1e-12
+            )
 
 
 def test_large_step_scales_like_inverse_width():
@@ -158,17 +175,35 @@ def test_large_step_scales_like_inverse_width():
 
 
 def test_step_size_variants_in_chunk():
-    small = run_chunk(MCConfig(step_size="small", max_checks=1, steps_per_check=1,
-                               sufficient_criterion=False), seed=0, n_runs=4, width=32, offset=0.0)
+    small = run_chunk(
+        MCConfig(
+            step_size="small",
+            max_checks=1,
+            steps_per_check=1,
+            sufficient_criterion=False,
+        ),
+        seed=0,
+        n_runs=4,
+        width=32,
+        offset=0.0,
+    )
     np.testing.assert_array_equal(small.step_size, np.full(4, 0.01 / 32))
-    large = run_chunk(MCConfig(max_checks=1, steps_per_check=1), seed=0, n_runs=4, width=32, offset=0.0)
+    large = run_chunk(
+        MCConfig(max_checks=1, steps_per_check=1),
+        seed=0,
+        n_runs=4,
+        width=32,
+        offset=0.0,
+    )
     # Large step is about 40× the small one (3/7 / 0.01 ≈ 43).
     assert 20 < float(np.mean(large.step_size / small.step_size)) < 60
 
 
 @pytest.mark.parametrize("psi_bound", ["exact", "original"])
 def test_certified_nets_never_cross_later(psi_bound):
-    cfg = MCConfig(testing=True, steps_per_check=200, max_checks=60, psi_bound=psi_bound)
+    cfg = MCConfig(
+        testing=True, steps_per_check=200, max_checks=60, psi_bound=psi_bound
+    )
     res = run_chunk(cfg, seed=11, n_runs=48, width=16, offset=0.1)
     # Certified nets kept training to the last check (most for 20+ checks after certification);
     # a later crossing would be counted here.
@@ -214,10 +249,24 @@ def _same(r1, r2):
 
 _VARIANTS = {
     "gd": MCConfig(steps_per_check=150, max_checks=8),
-    "sgd": MCConfig(optimizer="sgd", step_size="small", sufficient_criterion=False, early_stopping=True,
-                    steps_per_check=100, max_checks=8, patience=2),
-    "adam": MCConfig(optimizer="adam", step_size="small", sufficient_criterion=False,
-                     early_stopping=True, steps_per_check=100, max_checks=8, patience=2),
+    "sgd": MCConfig(
+        optimizer="sgd",
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=8,
+        patience=2,
+    ),
+    "adam": MCConfig(
+        optimizer="adam",
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=8,
+        patience=2,
+    ),
 }
 
 
@@ -229,7 +278,9 @@ def test_same_seed_identical_other_seed_differs(variant):
     _same(r1, r2)
     r3 = run_chunk(cfg, seed=6, n_runs=24, width=16, offset=0.0)
     assert r3.max_kink.tobytes() != r1.max_kink.tobytes()
-    assert not np.array_equal(r3.status, r1.status) or not np.array_equal(r3.stop_check, r1.stop_check)
+    assert not np.array_equal(r3.status, r1.status) or not np.array_equal(
+        r3.stop_check, r1.stop_check
+    )
 
 
 @pytest.mark.parametrize("kernel", ["c", "scatter"])
@@ -237,8 +288,15 @@ def test_same_seed_identical_other_seed_differs(variant):
 def test_resume_from_checkpoint_is_bit_identical(variant, kernel):
     cfg = MCConfig.from_dict({**_VARIANTS[variant].to_dict(), "kernel": kernel})
     saved = []
-    straight = run_chunk(cfg, seed=9, n_runs=24, width=16, offset=0.01, checkpoint_every=2,
-                         checkpoint=saved.append)
+    straight = run_chunk(
+        cfg,
+        seed=9,
+        n_runs=24,
+        width=16,
+        offset=0.01,
+        checkpoint_every=2,
+        checkpoint=saved.append,
+    )
     assert saved and saved[0].checks_done == 2
     # Through torch.save/load, as the workflow stores it.
     buf = io.BytesIO()
@@ -253,8 +311,14 @@ def test_resume_from_checkpoint_is_bit_identical(variant, kernel):
 
 def test_progress_reports_every_check():
     seen = []
-    res = run_chunk(MCConfig(steps_per_check=50, max_checks=4), seed=1, n_runs=8, width=16, offset=0.0,
-                    progress=seen.append)
+    res = run_chunk(
+        MCConfig(steps_per_check=50, max_checks=4),
+        seed=1,
+        n_runs=8,
+        width=16,
+        offset=0.0,
+        progress=seen.append,
+    )
     assert [d["check"] for d in seen] == list(range(1, res.checks_run + 1))
     assert seen[-1]["counts"] == res.counts
     assert all(sum(d["counts"].values()) == 8 for d in seen)
@@ -263,7 +327,13 @@ def test_progress_reports_every_check():
 def test_crossing_dominates_early_stopping():
     # patience 1 with an unreachable min_delta early-stops every net at check 2 (check 1 sets the
     # first best value); nets that cross during check 2 must still count as CROSSED.
-    cfg = MCConfig(early_stopping=True, patience=1, min_delta=1e9, steps_per_check=200, max_checks=3)
+    cfg = MCConfig(
+        early_stopping=True,
+        patience=1,
+        min_delta=1e9,
+        steps_per_check=200,
+        max_checks=3,
+    )
     res = run_chunk(cfg, seed=2, n_runs=64, width=16, offset=0.0)
     crossed = res.max_kink >= 1.0
     assert ((res.stop_check == 2) & crossed).any()
@@ -277,19 +347,41 @@ def test_early_stopping_dominates_the_sufficient_criterion():
     # would be certified at the check where early stopping fires end as EARLY_STOPPED.
     kw = dict(seed=2, n_runs=64, width=16, offset=0.0)
     ref = run_chunk(MCConfig(steps_per_check=2500, max_checks=2), **kw)
-    with_es = run_chunk(MCConfig(early_stopping=True, patience=1, min_delta=1e9, steps_per_check=2500,
-                                 max_checks=2), **kw)
-    certified_at_2 = (ref.status == int(Status.LOCALLY_CONVERGED)) & (ref.stop_check == 2)
+    with_es = run_chunk(
+        MCConfig(
+            early_stopping=True,
+            patience=1,
+            min_delta=1e9,
+            steps_per_check=2500,
+            max_checks=2,
+        ),
+        **kw,
+    )
+    certified_at_2 = (ref.status == int(Status.LOCALLY_CONVERGED)) & (
+        ref.stop_check == 2
+    )
     assert certified_at_2.any()
-    np.testing.assert_array_equal(with_es.status[certified_at_2], int(Status.EARLY_STOPPED))
-    certified_at_1 = (ref.status == int(Status.LOCALLY_CONVERGED)) & (ref.stop_check == 1)
-    np.testing.assert_array_equal(with_es.status[certified_at_1], int(Status.LOCALLY_CONVERGED))
+    np.testing.assert_array_equal(
+        with_es.status[certified_at_2], int(Status.EARLY_STOPPED)
+    )
+    certified_at_1 = (ref.status == int(Status.LOCALLY_CONVERGED)) & (
+        ref.stop_check == 1
+    )
+    np.testing.assert_array_equal(
+        with_es.status[certified_at_1], int(Status.LOCALLY_CONVERGED)
+    )
 
 
 def test_degenerate_statuses():
     # Width 1: n_s = 1 sample, so one side holds no data point (X-degenerate), and the single a_i
     # has one sign (A-degenerate); X_DEGENERATE wins over A_DEGENERATE.
-    res = run_chunk(MCConfig(steps_per_check=10, max_checks=2), seed=0, n_runs=30, width=1, offset=0.0)
+    res = run_chunk(
+        MCConfig(steps_per_check=10, max_checks=2),
+        seed=0,
+        n_runs=30,
+        width=1,
+        offset=0.0,
+    )
     ok = res.max_kink < 1.0
     assert ok.sum() > 0
     np.testing.assert_array_equal(res.status[ok], int(Status.X_DEGENERATE))
@@ -298,8 +390,14 @@ def test_degenerate_statuses():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_stochastic_variants_early_stop(optimizer):
-    cfg = MCConfig(optimizer=optimizer, step_size="small", sufficient_criterion=False, early_stopping=True,
-                   steps_per_check=100, max_checks=40)
+    cfg = MCConfig(
+        optimizer=optimizer,
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=40,
+    )
     res = run_chunk(cfg, seed=3, n_runs=32, width=16, offset=0.0)
     allowed = {int(Status.CROSSED), int(Status.EARLY_STOPPED), int(Status.UNFINISHED)}
     assert set(res.status.tolist()) <= allowed
@@ -309,12 +407,20 @@ def test_stochastic_variants_early_stop(optimizer):
     finished = res.status != int(Status.UNFINISHED)
     assert (res.stop_check[finished] >= 1).all() and (res.stop_check <= 40).all()
     # Statuses agree with the recorded kink movement.
-    np.testing.assert_array_equal(res.status == int(Status.CROSSED), res.max_kink >= 1.0)
+    np.testing.assert_array_equal(
+        res.status == int(Status.CROSSED), res.max_kink >= 1.0
+    )
 
 
 def test_wilson_interval_and_crossing_estimate():
-    counts = {"LOCALLY_CONVERGED": 60, "EARLY_STOPPED": 10, "CROSSED": 20, "UNFINISHED": 7,
-              "A_DEGENERATE": 2, "X_DEGENERATE": 1}
+    counts = {
+        "LOCALLY_CONVERGED": 60,
+        "EARLY_STOPPED": 10,
+        "CROSSED": 20,
+        "UNFINISHED": 7,
+        "A_DEGENERATE": 2,
+        "X_DEGENERATE": 1,
+    }
     p, lo, hi = mc1d.estimate_crossing_probability(counts)
     assert p == pytest.approx(0.30)
     assert lo < p < hi
@@ -347,7 +453,9 @@ def test_crossing_probability_decreases_with_width():
     # ~4 standard errors apart.
     est = {}
     for m, checks in ((16, 40), (64, 100)):
-        res = run_chunk(MCConfig(max_checks=checks), seed=1, n_runs=300, width=m, offset=0.0)
+        res = run_chunk(
+            MCConfig(max_checks=checks), seed=1, n_runs=300, width=m, offset=0.0
+        )
         assert res.counts["UNFINISHED"] <= 3
         est[m] = res.crossing_probability()
     assert est[64][0] < est[16][0]
@@ -361,13 +469,22 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     # block occur; every step is Multinomial(16, p)/16 per net, scaled by h.
     monkeypatch.setattr(minibatches, "_MINIBATCH_DRAWS", 3 * 4 * 16)
     gen = torch.Generator().manual_seed(0)
-    p = torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [1 / 6] * 6, [0.1, 0.2, 0.3, 0.1, 0.2, 0.1],
-                      [0, 0, 0, 0, 0, 1.0]], dtype=torch.float64)
+    p = torch.tensor(
+        [
+            [0.5, 0.5, 0, 0, 0, 0],
+            [1 / 6] * 6,
+            [0.1, 0.2, 0.3, 0.1, 0.2, 0.1],
+            [0, 0, 0, 0, 0, 1.0],
+        ],
+        dtype=torch.float64,
+    )
     h = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
     steps = list(mc1d.minibatch_frequencies(p, 16, 4000, gen, h))
     assert len(steps) == 4000
     freq = torch.stack(steps) / h.view(1, 4, 1)  # (steps, nets, 6)
-    assert torch.allclose(freq.sum(2), torch.ones(4000, 4, dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(
+        freq.sum(2), torch.ones(4000, 4, dtype=torch.float64), atol=1e-15
+    )
     assert torch.equal(freq * 16, (freq * 16).round())  # whole draws
     assert torch.all(freq[:, p == 0] == 0)
     # Mean over 4000 steps: the standard error of a frequency is <= 0.5 / sqrt(16 * 4000) = 0.002.
@@ -375,7 +492,11 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     # The draws of different steps are independent: lag-1 correlation of one frequency ~ 0.
     x = freq[:, 1, 0] - freq[:, 1, 0].mean()
     assert abs(float((x[1:] * x[:-1]).mean() / (x * x).mean())) < 0.06  # ~ 3.8 SE
-    again = torch.stack(list(mc1d.minibatch_frequencies(p, 16, 4000, torch.Generator().manual_seed(0), h)))
+    again = torch.stack(
+        list(
+            mc1d.minibatch_frequencies(p, 16, 4000, torch.Generator().manual_seed(0), h)
+        )
+    )
     assert torch.equal(again, torch.stack(steps))
 
 
@@ -388,22 +509,32 @@ def _second_moment_recurrence(a, b, c, w, p, h, y, steps):
     Returns f at the six points after every step, (steps, n, 6)."""
     x = crit.points()
     theta = torch.stack((a, b, w), dim=2)  # (n, m, 3)
-    sigma = {side: torch.einsum("nmi,nmj,nm->nij", theta, theta, (sign * a > 0).to(F64))
-             for side, sign in (("+", 1.0), ("-", -1.0))}
+    sigma = {
+        side: torch.einsum("nmi,nmj,nm->nij", theta, theta, (sign * a > 0).to(F64))
+        for side, sign in (("+", 1.0), ("-", -1.0))
+    }
     masks = {"+": x > 0, "-": x < 0}
     c = c.clone()
     eye = torch.eye(3, dtype=F64)
     out = []
     for _ in range(steps):
         f = c.unsqueeze(1) + torch.where(
-            masks["+"], x * sigma["+"][:, 0:1, 2] + sigma["+"][:, 1:2, 2],
-            x * sigma["-"][:, 0:1, 2] + sigma["-"][:, 1:2, 2])
+            masks["+"],
+            x * sigma["+"][:, 0:1, 2] + sigma["+"][:, 1:2, 2],
+            x * sigma["-"][:, 0:1, 2] + sigma["-"][:, 1:2, 2],
+        )
         r = p * h.unsqueeze(1) * (f - y)  # h folded in: the update is θ − M θ
         for side, mask in masks.items():
             s0, s1 = (r * mask).sum(1), (r * x * mask).sum(1)
             zero = torch.zeros_like(s0)
-            m = torch.stack((torch.stack((zero, zero, s1), 1), torch.stack((zero, zero, s0), 1),
-                             torch.stack((s1, s0, zero), 1)), 1)
+            m = torch.stack(
+                (
+                    torch.stack((zero, zero, s1), 1),
+                    torch.stack((zero, zero, s0), 1),
+                    torch.stack((s1, s0, zero), 1),
+                ),
+                1,
+            )
             step = eye - m
             sigma[side] = step @ sigma[side] @ step.transpose(1, 2)
         c = c - r.sum(1)
@@ -421,7 +552,9 @@ def test_function_follows_the_width_independent_recurrence(kernel):
         a = torch.randn(n, width, generator=g, dtype=F64) * math.sqrt(2.0)
         w = torch.randn(n, width, generator=g, dtype=F64) * math.sqrt(2.0 / width)
         b, c = torch.zeros(n, width, dtype=F64), torch.zeros(n, dtype=F64)
-        p = torch.as_tensor(mc1d.sample_frequencies(np.random.default_rng(width), n, width**2))
+        p = torch.as_tensor(
+            mc1d.sample_frequencies(np.random.default_rng(width), n, width**2)
+        )
         h = crit.large_step_sizes(a, b, w, p)
         y = crit.labels(0.1)
         expected = _second_moment_recurrence(a, b, c, w, p, h, y, steps=60)

@@ -40,8 +40,9 @@ def _nets(n, m, seed=0):
 def _stepper(a, b, c, w, p, h, y, rows):
     st = mc1d.GDStepper(a, b, c, w, p, h, y, kernel="scatter")
     if rows is not None:
-        st._kern = scatter._ScatterKernel(a.shape[0], a.shape[1], a.device, a.dtype,
-                                          rows=rows)
+        st._kern = scatter._ScatterKernel(
+            a.shape[0], a.shape[1], a.device, a.dtype, rows=rows
+        )
     return st
 
 
@@ -91,13 +92,19 @@ def test_blocked_gradients_and_output_match_one_block():
     f1 = one.forward(a, b, c, w, his[0], los[0]).clone()
     f2 = many.forward(a, b, c, w, his[1], los[1]).clone()
     assert _same(f1, f2)
-    assert torch.allclose(f1[4:], mc1d.network_output(a, b, c, w, crit.points())[4:], rtol=1e-12,
-                          atol=1e-12)
+    assert torch.allclose(
+        f1[4:],
+        mc1d.network_output(a, b, c, w, crit.points())[4:],
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "sgd", "adam"])
 def test_run_chunk_is_independent_of_block_size(monkeypatch, optimizer):
-    cfg = mc1d.MCConfig(optimizer=optimizer, steps_per_check=20, max_checks=8, early_stopping=True)
+    cfg = mc1d.MCConfig(
+        optimizer=optimizer, steps_per_check=20, max_checks=8, early_stopping=True
+    )
     ref = mc1d.run_chunk(cfg, 3, 60, 6, 0.1)
     monkeypatch.setattr(scatter, "_block_rows", lambda m: 7)
     small = mc1d.run_chunk(cfg, 3, 60, 6, 0.1)

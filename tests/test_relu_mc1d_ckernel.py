@@ -12,7 +12,9 @@ from weightspace.relu.mc1d import MCConfig, run_chunk
 
 F64 = torch.float64
 
-pytestmark = pytest.mark.skipif(not ckernel.available(), reason="no C compiler to build the C kernel")
+pytestmark = pytest.mark.skipif(
+    not ckernel.available(), reason="no C compiler to build the C kernel"
+)
 
 # Where PyTorch's addcmul rounds differently depending on the layout, the C step can only agree
 # with the scatter kernel to rounding (see ckernel.addcmul_mode).
@@ -55,7 +57,9 @@ def test_c_steps_equal_scatter_steps(n, m):
         assert len(_classes(a, b)) == 14
     y = crit.labels(0.1)
     h = crit.large_step_sizes(a, b, w, p)
-    steppers = {k: mc1d.GDStepper(a, b, c, w, p, h, y, kernel=k) for k in ("scatter", "c")}
+    steppers = {
+        k: mc1d.GDStepper(a, b, c, w, p, h, y, kernel=k) for k in ("scatter", "c")
+    }
     assert steppers["c"].kernel == "c"
     for steps in (1, 1, 7, 40):
         for st in steppers.values():
@@ -87,7 +91,10 @@ def test_c_sgd_block_equals_scatter_steps():
     n, m, k = 13, 16, 9
     a, b, c, w, p = _nets(n, m, seed=3)
     y = crit.labels(0.05)
-    coef = torch.rand(n, k, 6, generator=torch.Generator().manual_seed(2), dtype=F64) * 0.01
+    coef = (
+        torch.rand(n, k, 6, generator=torch.Generator().manual_seed(2), dtype=F64)
+        * 0.01
+    )
     ncy = torch.mul(coef, y).neg_()
     out = {}
     for name in ("scatter", "c"):
@@ -102,11 +109,27 @@ def test_c_sgd_block_equals_scatter_steps():
 
 _VARIANTS = {
     "gd": MCConfig(steps_per_check=150, max_checks=8),
-    "gd_es": MCConfig(early_stopping=True, patience=2, steps_per_check=100, max_checks=8),
-    "sgd": MCConfig(optimizer="sgd", step_size="small", sufficient_criterion=False, early_stopping=True,
-                    steps_per_check=100, max_checks=8, patience=2),
-    "adam": MCConfig(optimizer="adam", step_size="small", sufficient_criterion=False,
-                     early_stopping=True, steps_per_check=100, max_checks=8, patience=2),
+    "gd_es": MCConfig(
+        early_stopping=True, patience=2, steps_per_check=100, max_checks=8
+    ),
+    "sgd": MCConfig(
+        optimizer="sgd",
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=8,
+        patience=2,
+    ),
+    "adam": MCConfig(
+        optimizer="adam",
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=8,
+        patience=2,
+    ),
 }
 
 
@@ -126,8 +149,16 @@ def _same(r1, r2):
 @pytest.mark.parametrize("seed", [5, 11])
 def test_run_chunk_c_equals_scatter(variant, seed):
     cfg = _VARIANTS[variant]
-    res = {k: run_chunk(MCConfig.from_dict({**cfg.to_dict(), "kernel": k}), seed=seed, n_runs=24,
-                        width=16, offset=0.01) for k in ("scatter", "c")}
+    res = {
+        k: run_chunk(
+            MCConfig.from_dict({**cfg.to_dict(), "kernel": k}),
+            seed=seed,
+            n_runs=24,
+            width=16,
+            offset=0.01,
+        )
+        for k in ("scatter", "c")
+    }
     assert res["c"].kernel == "c" and res["scatter"].kernel == "scatter"
     assert res["c"].checks_run == res["scatter"].checks_run
     _same(res["scatter"], res["c"])
@@ -139,7 +170,9 @@ def test_auto_picks_c_on_cpu_for_float64():
     assert mc1d._resolve_kernel("auto", torch.device("cpu")) == "c"
     assert mc1d._resolve_kernel("auto", torch.device("cpu"), torch.float32) == "scatter"
     assert mc1d._resolve_kernel("auto", torch.device("cuda")) == "dense"
-    assert run_chunk(MCConfig(steps_per_check=5, max_checks=1), 0, 4, 8, 0.0).kernel == "c"
+    assert (
+        run_chunk(MCConfig(steps_per_check=5, max_checks=1), 0, 4, 8, 0.0).kernel == "c"
+    )
 
 
 def test_nan_inf_and_zero_weights_do_not_crash():
@@ -151,7 +184,9 @@ def test_nan_inf_and_zero_weights_do_not_crash():
     a[4, 7], b[4, 7] = 0.0, 0.0  # kink 0/0
     w[5, 0] = float("inf")
     y = crit.labels(0.0)
-    h = crit.large_step_sizes(a.nan_to_num(1.0), b.nan_to_num(0.0, 0.0, 0.0), w.nan_to_num(0.0, 0.0, 0.0), p)
+    h = crit.large_step_sizes(
+        a.nan_to_num(1.0), b.nan_to_num(0.0, 0.0, 0.0), w.nan_to_num(0.0, 0.0, 0.0), p
+    )
     out = {}
     for name in ("scatter", "c"):
         st = mc1d.GDStepper(a, b, c, w, p, h, y, kernel=name)
@@ -159,7 +194,9 @@ def test_nan_inf_and_zero_weights_do_not_crash():
         out[name] = (*st.params, st.max_kink)
     mk = out["c"][4]
     assert bool(mk[[1, 4]].isnan().all())  # NaN kinks (a NaN, 0/0) propagate
-    assert not bool((mk[[1, 2, 3, 4]] < 1.0).any())  # so do infinite ones: all count as crossed
+    assert not bool(
+        (mk[[1, 2, 3, 4]] < 1.0).any()
+    )  # so do infinite ones: all count as crossed
     assert not bool(mk[[0, 3, 6, 7]].isnan().any())
     # Nets without NaN kinks give the same bits as the scatter kernel, a == 0 included.
     for x, yy in zip(out["scatter"], out["c"]):
@@ -176,9 +213,18 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ckernel.CKernelError, match="shape"):
         ckernel.gd_steps(a, b[:, :4].contiguous(), c, w, p, p, hi, lo)
     with pytest.raises(ckernel.CKernelError, match="steps"):
-        ckernel.gd_steps(a, b, c, w, p.view(4, 1, 6).expand(4, 3, 6), p, hi, lo, steps=2)
+        ckernel.gd_steps(
+            a, b, c, w, p.view(4, 1, 6).expand(4, 3, 6), p, hi, lo, steps=2
+        )
     with pytest.raises(ValueError, match="float64"):
-        run_chunk(MCConfig(kernel="c", steps_per_check=2, max_checks=1), 0, 4, 8, 0.0, dtype=torch.float32)
+        run_chunk(
+            MCConfig(kernel="c", steps_per_check=2, max_checks=1),
+            0,
+            4,
+            8,
+            0.0,
+            dtype=torch.float32,
+        )
 
 
 def test_missing_compiler_gives_a_clear_error(monkeypatch, tmp_path):
@@ -193,7 +239,10 @@ def test_missing_compiler_gives_a_clear_error(monkeypatch, tmp_path):
     assert mc1d._resolve_kernel("auto", torch.device("cpu")) == "scatter"
     with pytest.raises(ckernel.CKernelError, match="kernel='scatter'"):
         run_chunk(MCConfig(kernel="c", steps_per_check=2, max_checks=1), 0, 4, 8, 0.0)
-    assert run_chunk(MCConfig(steps_per_check=2, max_checks=1), 0, 4, 8, 0.0).kernel == "scatter"
+    assert (
+        run_chunk(MCConfig(steps_per_check=2, max_checks=1), 0, 4, 8, 0.0).kernel
+        == "scatter"
+    )
 
 
 def test_build_is_cached_and_used_without_a_compiler(monkeypatch, tmp_path):

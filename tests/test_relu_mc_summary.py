@@ -12,12 +12,19 @@ _CHUNK = itertools.count()
 
 def chunk(variant, width, crossed, converged, offset=0.0, number=None):
     number = next(_CHUNK) if number is None else number
-    return {"variant": variant, "offset": offset, "width": width, "chunk": number,
-            "counts": {"CROSSED": crossed, "LOCALLY_CONVERGED": converged}}
+    return {
+        "variant": variant,
+        "offset": offset,
+        "width": width,
+        "chunk": number,
+        "counts": {"CROSSED": crossed, "LOCALLY_CONVERGED": converged},
+    }
 
 
 def test_chunks_of_one_setting_are_summed():
-    table = combine_chunks([chunk("gd", 16, 3, 5), chunk("gd", 16, 1, 7), chunk("gd", 32, 0, 8)])
+    table = combine_chunks(
+        [chunk("gd", 16, 3, 5), chunk("gd", 16, 1, 7), chunk("gd", 32, 0, 8)]
+    )
     row = table[table["width"] == 16].iloc[0]
     assert row["runs"] == 16 and row["CROSSED"] == 4 and row["chunks"] == 2
     assert math.isclose(row["p_cross"], 4 / 16)
@@ -36,13 +43,22 @@ def test_claims_hold_only_for_decreasing_curves_below_reference():
     assert verdicts["p_cross at or below 2 m^-1/2"] is False
 
 
-MC = {"variants": [{"name": "gd"}, {"name": "sgd"}], "offsets": [0.0, 0.1],
-      "widths": [16], "runs": 10, "chunk_runs": 8}
+MC = {
+    "variants": [{"name": "gd"}, {"name": "sgd"}],
+    "offsets": [0.0, 0.1],
+    "widths": [16],
+    "runs": 10,
+    "chunk_runs": 8,
+}
 
 
 def _all_chunks():
-    return [chunk(v, 16, 1, 1, offset=o, number=c)
-            for v in ("gd", "sgd") for o in (0.0, 0.1) for c in (0, 1)]
+    return [
+        chunk(v, 16, 1, 1, offset=o, number=c)
+        for v in ("gd", "sgd")
+        for o in (0.0, 0.1)
+        for c in (0, 1)
+    ]
 
 
 def test_the_chunks_of_the_config_are_combined_once_each():

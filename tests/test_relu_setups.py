@@ -54,7 +54,7 @@ def test_lr_grid_and_refinement():
     assert lr_grid("adam", "kaiming")[12] == pytest.approx(1e-2)
     fine = refined_lr_grid(0.1)
     assert len(fine) == 7 and fine[3] == pytest.approx(0.1)
-    assert fine[-1] / fine[0] == pytest.approx(2 ** 0.75)
+    assert fine[-1] / fine[0] == pytest.approx(2**0.75)
 
 
 # --- distributions -----------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def test_ex_distr_unit_second_moment_and_zero_intercepts():
     x, y = dist.sample(1, 400_000, np.random.default_rng(0), dtype=torch.float64)
     x, y = x[0, :, 0].numpy(), y[0].numpy()
     # Var(X²) = E X⁴ − 1 = (1/3)/(105/196)² − 1 ≈ 0.16: SE of the mean of X² is 6.4e-4; 5 SE.
-    assert np.mean(x ** 2) == pytest.approx(1.0, abs=3.2e-3)
+    assert np.mean(x**2) == pytest.approx(1.0, abs=3.2e-3)
     # Per-side least squares: the intercept SE is ≈ √(19.5/n_side) ≈ 0.01 with noise; the exact
     # population intercept is 0.0013 (quadrature), while without the +0.074 shift it would be
     # −0.10. Tolerance 0.04 (4 SE) separates the two.
@@ -86,7 +86,9 @@ def test_rad_distr_norms_and_labels(d):
     r = torch.linalg.vector_norm(x.double(), dim=2)
     assert x.shape == (2, 20_000, d)
     assert (r <= SQRT3 * (1 + 1e-6)).all()  # float32 rounding of √3·U·u
-    torch.testing.assert_close(y.double(), torch.cos(2 * math.pi * r / SQRT3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        y.double(), torch.cos(2 * math.pi * r / SQRT3), atol=1e-4, rtol=0
+    )
     # ‖X‖/√3 = U is uniform on [0, 1]: KS distance within the DKW band (alpha 1e-3).
     assert stats.kstest((r[0] / SQRT3).numpy(), "uniform").statistic < _dkw(20_000)
     with pytest.raises(ValueError, match="unknown distribution"):
@@ -94,16 +96,22 @@ def test_rad_distr_norms_and_labels(d):
 
 
 def test_make_data_standardises_with_train_statistics_per_net():
-    data = make_data("rad-distr-2", n_nets=3, n_train=512, n_valid=256, n_test=256, seed=0)
-    torch.testing.assert_close(data.x_train.mean(1), torch.zeros(3, 2, dtype=torch.float64),
-                               atol=1e-12, rtol=0)
-    torch.testing.assert_close(data.x_train.std(1), torch.ones(3, 2, dtype=torch.float64))
+    data = make_data(
+        "rad-distr-2", n_nets=3, n_train=512, n_valid=256, n_test=256, seed=0
+    )
+    torch.testing.assert_close(
+        data.x_train.mean(1), torch.zeros(3, 2, dtype=torch.float64), atol=1e-12, rtol=0
+    )
+    torch.testing.assert_close(
+        data.x_train.std(1), torch.ones(3, 2, dtype=torch.float64)
+    )
     torch.testing.assert_close(data.y_train.std(1), torch.ones(3, dtype=torch.float64))
     # Validation data use the train statistics: undoing them recovers raw rad-distr samples.
     raw = data.x_valid * data.x_std + data.x_mean
     assert (torch.linalg.vector_norm(raw, dim=2) <= SQRT3 * (1 + 1e-6)).all()
-    assert not torch.allclose(data.x_valid.mean(1), torch.zeros(3, 2, dtype=torch.float64),
-                              atol=1e-6)
+    assert not torch.allclose(
+        data.x_valid.mean(1), torch.zeros(3, 2, dtype=torch.float64), atol=1e-6
+    )
     # Each net has its own data set, unless shared.
     assert not torch.equal(data.x_train[0], data.x_train[1])
     shared = make_data("ex-distr", 3, 256, 64, 64, seed=5, shared_dataset=True)
@@ -117,10 +125,14 @@ def test_make_data_standardises_with_train_statistics_per_net():
 def test_ntk_and_kaiming_give_the_same_function_at_init(bias_init):
     """Same seed → same normals; the scale sits in the weights (kaiming) or the forward (ntk)."""
     x = torch.randn(4, 50, 5, generator=_gen(0), dtype=torch.float64)
-    nets = [init_two_layer(param, bias_init, 5, 64, 4, _gen(11), dtype=torch.float64)
-            for param in ("kaiming", "ntk")]
+    nets = [
+        init_two_layer(param, bias_init, 5, 64, 4, _gen(11), dtype=torch.float64)
+        for param in ("kaiming", "ntk")
+    ]
     torch.testing.assert_close(nets[0](x), nets[1](x), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(nets[0].effective_w1(), nets[1].effective_w1(), rtol=1e-14, atol=0)
+    torch.testing.assert_close(
+        nets[0].effective_w1(), nets[1].effective_w1(), rtol=1e-14, atol=0
+    )
     # Effective first-layer variance is 2/d for both (16 × 64 × 5 draws: 10 % is > 5 SE).
     assert nets[1].effective_w1().var().item() == pytest.approx(2 / 5, rel=0.1)
     assert nets[1].w1.var().item() == pytest.approx(1.0, rel=0.1)
@@ -128,7 +140,9 @@ def test_ntk_and_kaiming_give_the_same_function_at_init(bias_init):
 
 @pytest.mark.parametrize("param,d", [("kaiming", 1), ("kaiming", 8), ("ntk", 8)])
 def test_kink_neg_unif_distances_are_uniform(param, d):
-    net = init_two_layer(param, "kink-neg-unif", d, 256, 8, _gen(d), dtype=torch.float64)
+    net = init_two_layer(
+        param, "kink-neg-unif", d, 256, 8, _gen(d), dtype=torch.float64
+    )
     norms = torch.linalg.vector_norm(net.effective_w1(), dim=1)
     dist = (-net.b1 / norms).flatten()
     assert (net.b1 <= 0).all()  # the origin is on the inactive side
@@ -138,7 +152,9 @@ def test_kink_neg_unif_distances_are_uniform(param, d):
         # Measured with the raw (unscaled) weights the distances shrink by √(2/d) = 0.5:
         # the KS distance is then about 0.5, far outside the band.
         raw = (-net.b1 / torch.linalg.vector_norm(net.w1, dim=1)).flatten()
-        assert stats.kstest(raw.numpy(), "uniform", args=(0.0, SQRT3)).statistic > 10 * _dkw(n)
+        assert stats.kstest(
+            raw.numpy(), "uniform", args=(0.0, SQRT3)
+        ).statistic > 10 * _dkw(n)
 
 
 @pytest.mark.parametrize("param", ["kaiming", "ntk"])
@@ -146,8 +162,14 @@ def test_kink_neg_point_kinks_pass_through_their_points(param):
     d, m, p, n = 3, 40, 4, 30
     x = torch.randn(p, n, d, generator=_gen(5), dtype=torch.float64)
     ref = init_two_layer(param, "zero", d, m, p, _gen(9), dtype=torch.float64)
-    net = BatchedTwoLayer(ref.w1.clone(), ref.b1.clone(), ref.w2.clone(), ref.b2.clone(),
-                          ref.scale1, ref.scale2)
+    net = BatchedTwoLayer(
+        ref.w1.clone(),
+        ref.b1.clone(),
+        ref.w2.clone(),
+        ref.b2.clone(),
+        ref.scale1,
+        ref.scale2,
+    )
     idx = kink_through_points(net, x, _gen(1))
     z = net.preactivations(x)  # (P, n, m)
     at_point = torch.gather(z, 1, idx.unsqueeze(1)).squeeze(1)
@@ -159,22 +181,33 @@ def test_kink_neg_point_kinks_pass_through_their_points(param):
     assert torch.equal(flip, flip[:, :1, :].expand_as(flip))
     assert torch.equal(net.w1.abs(), ref.w1.abs())
     # Through init_two_layer: every neuron has a kink through one of its net's training points.
-    full = init_two_layer(param, "kink-neg-point", d, m, p, _gen(9), x_train=x,
-                          dtype=torch.float64)
+    full = init_two_layer(
+        param, "kink-neg-point", d, m, p, _gen(9), x_train=x, dtype=torch.float64
+    )
     assert (full.preactivations(x).abs().amin(1) <= 1e-14 * scale).all()
 
 
 def test_uniform_bias_ranges():
-    ranges = {"unif": (-math.sqrt(6), math.sqrt(6)), "unif-pos": (0, math.sqrt(6)),
-              "unif-neg": (-math.sqrt(6), 0), "pytorch": (-0.5, 0.5)}
+    ranges = {
+        "unif": (-math.sqrt(6), math.sqrt(6)),
+        "unif-pos": (0, math.sqrt(6)),
+        "unif-neg": (-math.sqrt(6), 0),
+        "pytorch": (-0.5, 0.5),
+    }
     for bias_init, (low, high) in ranges.items():
         for param in ("kaiming", "ntk"):
-            b = init_two_layer(param, bias_init, 4, 512, 4, _gen(3), dtype=torch.float64).b1
+            b = init_two_layer(
+                param, bias_init, 4, 512, 4, _gen(3), dtype=torch.float64
+            ).b1
             assert low <= b.min() and b.max() <= high
             # 2048 draws: the extremes come within 1 % of the range ends.
-            assert b.min() < low + 0.01 * (high - low) and b.max() > high - 0.01 * (high - low)
+            assert b.min() < low + 0.01 * (high - low) and b.max() > high - 0.01 * (
+                high - low
+            )
     zero = init_two_layer("ntk", "zero", 4, 8, 2, _gen(3))
-    assert (zero.b1 == 0).all() and (zero.b2 == 0).all() and zero.w1.dtype == torch.float32
+    assert (
+        (zero.b1 == 0).all() and (zero.b2 == 0).all() and zero.w1.dtype == torch.float32
+    )
 
 
 def test_batched_optimisers_keep_nets_independent():
@@ -203,8 +236,16 @@ def test_batched_optimisers_keep_nets_independent():
 
 
 def test_best_test_corrected_vs_original_defect():
-    valid = [torch.tensor([1.0, 1.0]), torch.tensor([0.5, 2.0]), torch.tensor([0.75, 0.875])]
-    test = [torch.tensor([3.0, 3.0]), torch.tensor([0.25, 4.0]), torch.tensor([0.125, 0.625])]
+    valid = [
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([0.5, 2.0]),
+        torch.tensor([0.75, 0.875]),
+    ]
+    test = [
+        torch.tensor([3.0, 3.0]),
+        torch.tensor([0.25, 4.0]),
+        torch.tensor([0.125, 0.625]),
+    ]
     out = {}
     for defect in (False, True):
         bv = bt = None
@@ -213,20 +254,37 @@ def test_best_test_corrected_vs_original_defect():
         out[defect] = (bv, bt)
     # Net 0 is best at check 2, net 1 at check 3.
     assert out[False][0].tolist() == [0.5, 0.875] == out[True][0].tolist()
-    assert out[False][1].tolist() == [0.25, 0.625]  # test MSE at the best-validation check
-    assert out[True][1].tolist() == [0.5, 0.875]  # the original stores the validation MSE
+    assert out[False][1].tolist() == [
+        0.25,
+        0.625,
+    ]  # test MSE at the best-validation check
+    assert out[True][1].tolist() == [
+        0.5,
+        0.875,
+    ]  # the original stores the validation MSE
     # Without any improvement after the first check both keep the first test value.
     bv, bt, _ = update_best(None, None, torch.tensor([1.0]), torch.tensor([3.0]))
-    assert update_best(bv, bt, torch.tensor([2.0]), torch.tensor([0.0]),
-                       best_test_uses_valid=True)[1].item() == 3.0
+    assert (
+        update_best(
+            bv, bt, torch.tensor([2.0]), torch.tensor([0.0]), best_test_uses_valid=True
+        )[1].item()
+        == 3.0
+    )
 
 
 # --- run_setup ---------------------------------------------------------------------------------
 
 
 def _tiny(**kw):
-    base = dict(distribution="rad-distr-2", n_nets=4, steps=128, width=64, n_valid=256,
-                n_test=256, lr=8e-3)
+    base = dict(
+        distribution="rad-distr-2",
+        n_nets=4,
+        steps=128,
+        width=64,
+        n_valid=256,
+        n_test=256,
+        lr=8e-3,
+    )
     base.update(kw)
     return SetupConfig(**base)
 
@@ -235,8 +293,13 @@ def test_tiny_run_setup_gives_finite_consistent_metrics():
     cfg = _tiny()
     res = run_setup(cfg, seed=0)
     assert res.ok and res.n_nets == 4 and res.aborted_at_step is None
-    for metric in ("last_train_rmse", "last_valid_rmse", "last_test_rmse", "best_valid_rmse",
-                   "best_test_rmse"):
+    for metric in (
+        "last_train_rmse",
+        "last_valid_rmse",
+        "last_test_rmse",
+        "best_valid_rmse",
+        "best_test_rmse",
+    ):
         values = getattr(res, metric)
         assert values.shape == (4,) and np.isfinite(values).all() and (values > 0).all()
     assert (res.best_valid_rmse <= res.last_valid_rmse).all()
@@ -248,8 +311,9 @@ def test_tiny_run_setup_gives_finite_consistent_metrics():
     assert (res.ystd > 0.6).all() and (res.ystd < 0.8).all()
     again = run_setup(cfg, seed=0)
     assert np.array_equal(again.best_test_rmse, res.best_test_rmse)
-    assert SetupResult.from_dict(res.to_dict()).summary() == pytest.approx(res.summary(),
-                                                                           nan_ok=True)
+    assert SetupResult.from_dict(res.to_dict()).summary() == pytest.approx(
+        res.summary(), nan_ok=True
+    )
     defect = run_setup(_tiny(best_test_uses_valid=True), seed=0)
     assert np.array_equal(defect.best_valid_rmse, res.best_valid_rmse)
     assert not np.array_equal(defect.best_test_rmse, res.best_test_rmse)
@@ -263,8 +327,13 @@ def test_run_setup_huge_lr_reports_nan():
 
 def test_run_setup_other_settings_and_keep_model():
     calls = []
-    cfg = _tiny(distribution="ex-distr", optimizer="adam", parameterisation="ntk",
-                bias_init="kink-neg-point", lr=8e-2)
+    cfg = _tiny(
+        distribution="ex-distr",
+        optimizer="adam",
+        parameterisation="ntk",
+        bias_init="kink-neg-point",
+        lr=8e-2,
+    )
     res = run_setup(cfg, seed=1, progress=calls.append, keep_model=True)
     assert res.ok and [c["step"] for c in calls] == [64, 128]
     x = torch.linspace(-1.5, 1.5, 7).reshape(-1, 1)
@@ -277,32 +346,55 @@ def test_run_setup_other_settings_and_keep_model():
 
 def _fake(param, opt, bias, dist, lr, values, status="ok"):
     v = np.asarray(values, dtype=float)
-    cfg = SetupConfig(parameterisation=param, optimizer=opt, bias_init=bias, distribution=dist,
-                      lr=lr, n_nets=len(v))
-    return SetupResult(config=cfg, status=status, ystd=np.ones_like(v), last_train_rmse=v,
-                       last_valid_rmse=v, last_test_rmse=v, best_valid_rmse=v, best_test_rmse=v,
-                       best_step=np.ones(len(v), dtype=np.int64), test_bayes_rmse=0.0)
+    cfg = SetupConfig(
+        parameterisation=param,
+        optimizer=opt,
+        bias_init=bias,
+        distribution=dist,
+        lr=lr,
+        n_nets=len(v),
+    )
+    return SetupResult(
+        config=cfg,
+        status=status,
+        ystd=np.ones_like(v),
+        last_train_rmse=v,
+        last_valid_rmse=v,
+        last_test_rmse=v,
+        best_valid_rmse=v,
+        best_test_rmse=v,
+        best_step=np.ones(len(v), dtype=np.int64),
+        test_bayes_rmse=0.0,
+    )
 
 
 def test_best_lr_selection_and_aggregation():
-    runs = [_fake("kaiming", "gd", "zero", "rad-distr-1", 0.1, [2.0, 2.0]),
-            _fake("kaiming", "gd", "zero", "rad-distr-1", 0.2, [1.0, 3.0]),
-            _fake("kaiming", "gd", "zero", "rad-distr-1", 0.4, [0.1, 0.1], status="nan"),
-            _fake("kaiming", "gd", "zero", "rad-distr-2", 0.1, [1.0, 1.0]),
-            _fake("kaiming", "gd", "unif", "rad-distr-1", 0.1, [1.0, 1.0]),
-            _fake("kaiming", "gd", "unif", "rad-distr-2", 0.1, [0.5, 0.5])]
-    assert best_lr_result(runs[:3]).config.lr == 0.1  # ties go to the first; nan runs are skipped
+    runs = [
+        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.1, [2.0, 2.0]),
+        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.2, [1.0, 3.0]),
+        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.4, [0.1, 0.1], status="nan"),
+        _fake("kaiming", "gd", "zero", "rad-distr-2", 0.1, [1.0, 1.0]),
+        _fake("kaiming", "gd", "unif", "rad-distr-1", 0.1, [1.0, 1.0]),
+        _fake("kaiming", "gd", "unif", "rad-distr-2", 0.1, [0.5, 0.5]),
+    ]
+    assert (
+        best_lr_result(runs[:3]).config.lr == 0.1
+    )  # ties go to the first; nan runs are skipped
     assert best_lr_result(runs[2:3]) is None
     best = best_by_setting(runs)
     assert len(best) == 4
-    mean, se = mean_and_se(_fake("ntk", "adam", "zero", "ex-distr", 1.0, [1.0, 2.0, 3.0]))
+    mean, se = mean_and_se(
+        _fake("ntk", "adam", "zero", "ex-distr", 1.0, [1.0, 2.0, 3.0])
+    )
     assert mean == 2.0 and se == pytest.approx(1.0 / math.sqrt(2))  # std 1, P − 1 = 2
 
     rows = setups_table(best, ["rad-distr-1", "rad-distr-2", "ex-distr"])
     assert [r["bias_init"] for r in rows] == ["unif", "zero"]
     unif = rows[0]["cells"]
     assert "ex-distr" not in unif  # missing results are skipped
-    assert unif["rad-distr-2"]["mean_scaled"] == 5000 and unif["rad-distr-2"]["shade"] == 0
+    assert (
+        unif["rad-distr-2"]["mean_scaled"] == 5000 and unif["rad-distr-2"]["shade"] == 0
+    )
     assert rows[1]["cells"]["rad-distr-2"]["shade"] == 100
 
     curves = relative_curves(best, "kaiming", "gd", ["zero", "unif"], [1, 2, 4])
@@ -314,7 +406,9 @@ def test_best_lr_selection_and_aggregation():
     merged = merge_results([runs[0], other_chunk])
     assert merged.n_nets == 5 and merged.config.n_nets == 5 and merged.ok
     assert merged.mean("best_test_rmse") == pytest.approx(16.0 / 5)  # weighted by nets
-    nan_chunk = _fake("kaiming", "gd", "zero", "rad-distr-1", 0.1, [np.nan], status="nan")
+    nan_chunk = _fake(
+        "kaiming", "gd", "zero", "rad-distr-1", 0.1, [np.nan], status="nan"
+    )
     assert merge_results([runs[0], nan_chunk]).status == "nan"
     with pytest.raises(ValueError, match="one configuration"):
         merge_results([runs[0], runs[3]])

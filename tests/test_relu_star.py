@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from weightspace.relu.batched import BatchedTwoLayer, empirical_ntk, weighted_sq_loss_and_grads
+from weightspace.relu.batched import (
+    BatchedTwoLayer,
+    empirical_ntk,
+    weighted_sq_loss_and_grads,
+)
 from weightspace.relu.distributions import star_dataset
 from weightspace.relu.star import (
     StarConfig,
@@ -26,8 +30,14 @@ from weightspace.relu.star import (
 def _random_net(p=3, d=2, m=5, scale1=1.0, scale2=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     f64 = dict(generator=g, dtype=torch.float64)
-    return BatchedTwoLayer(torch.randn(p, d, m, **f64), torch.randn(p, m, **f64),
-                           torch.randn(p, m, **f64), torch.randn(p, **f64), scale1, scale2)
+    return BatchedTwoLayer(
+        torch.randn(p, d, m, **f64),
+        torch.randn(p, m, **f64),
+        torch.randn(p, m, **f64),
+        torch.randn(p, **f64),
+        scale1,
+        scale2,
+    )
 
 
 # --- data and threshold ------------------------------------------------------------------------
@@ -41,7 +51,9 @@ def test_star_has_33_points_on_11_rays_with_v_labels():
     radii = torch.linalg.vector_norm(x, dim=1)
     for g in groups:
         order = torch.argsort(radii[g])
-        assert torch.allclose(radii[g][order], torch.tensor([0.9, 1.0, 1.1], dtype=torch.float64))
+        assert torch.allclose(
+            radii[g][order], torch.tensor([0.9, 1.0, 1.1], dtype=torch.float64)
+        )
         assert y[g][order].tolist() == [1.0, -2.0, 1.0]
 
 
@@ -61,7 +73,9 @@ def test_lin_threshold_positive_and_exact_for_uniform_weights():
 
 def test_lin_threshold_matches_weighted_lstsq():
     x, y = star_dataset()
-    w = torch.rand(4, 33, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = torch.rand(
+        4, 33, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     w = w / w.sum(1, keepdim=True)
     expected = torch.zeros(4, dtype=torch.float64)
     r = torch.linalg.vector_norm(x, dim=1)
@@ -71,7 +85,9 @@ def test_lin_threshold_matches_weighted_lstsq():
             sw = w[p, g].sqrt()
             coef = torch.linalg.lstsq(sw[:, None] * a, sw * y[g]).solution
             expected[p] += (w[p, g] * (y[g] - a @ coef) ** 2).sum()
-    torch.testing.assert_close(lin_thresholds(x, y, w), 0.5 * expected, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(
+        lin_thresholds(x, y, w), 0.5 * expected, rtol=1e-10, atol=1e-14
+    )
 
 
 # --- batched net: gradients and NTK ------------------------------------------------------------
@@ -96,7 +112,9 @@ def test_explicit_gradients_match_autograd(scales):
 
 def test_empirical_ntk_matches_jacobian_gram():
     net = _random_net(p=2, m=6, scale1=0.8, scale2=0.5)
-    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x = torch.randn(
+        5, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
     k = empirical_ntk(net, x)
     for p in range(2):
         params = [t[p] for t in net.parameters()]
@@ -115,7 +133,9 @@ def test_empirical_ntk_matches_jacobian_gram():
 
 def _loss(state):
     net = BatchedTwoLayer(state["w1"], state["b1"], state["w2"], state["b2"])
-    return weighted_sq_loss_and_grads(net, state["x"], state["y"], state["sample_weights"])[0]
+    return weighted_sq_loss_and_grads(
+        net, state["x"], state["y"], state["sample_weights"]
+    )[0]
 
 
 def _top_component(state):
@@ -149,11 +169,15 @@ def test_single_step_decreases_loss_and_double_step_flips_top_mode():
     # Both used the same gradient at the same point: the displacement doubles, up to the one
     # rounding of each updated weight (a few ulps of |w|).
     ulps = 4 * torch.finfo(torch.float64).eps * w1_0.abs().max().item()
-    torch.testing.assert_close(double["w1"] - w1_0, 2.0 * (single["w1"] - w1_0), rtol=0, atol=ulps)
+    torch.testing.assert_close(
+        double["w1"] - w1_0, 2.0 * (single["w1"] - w1_0), rtol=0, atol=ulps
+    )
     for state, target in ((single, 0.0), (double, -1.0)):
         net = BatchedTwoLayer(state["w1"], state["b1"], state["w2"], state["b2"])
         after = ((net(state["x"]) - state["y"]) * s * u).sum(1)
-        assert torch.allclose(after / before, torch.full_like(before, target), atol=0.02)
+        assert torch.allclose(
+            after / before, torch.full_like(before, target), atol=0.02
+        )
 
 
 def test_step_matches_eigenvalue_of_weighted_ntk():
@@ -165,13 +189,16 @@ def test_step_matches_eigenvalue_of_weighted_ntk():
     torch.testing.assert_close(state["step"], 1.0 / lam, rtol=1e-12, atol=0)
     # Sample weights are multinomial frequencies with m² = 256 samples.
     counts = state["sample_weights"] * 256
-    assert torch.equal(counts, counts.round()) and torch.allclose(state["sample_weights"].sum(1),
-                                                                 torch.ones(4, dtype=torch.float64))
+    assert torch.equal(counts, counts.round()) and torch.allclose(
+        state["sample_weights"].sum(1), torch.ones(4, dtype=torch.float64)
+    )
 
 
 def test_events_are_minus_one_until_they_happen_and_stay_fixed():
     state = init_star_state(StarConfig(width=16, n_nets=16), seed=2)
-    assert (state["kink_first_crossed"] == -1).all() and (state["mse_first_crossed"] == -1).all()
+    assert (state["kink_first_crossed"] == -1).all() and (
+        state["mse_first_crossed"] == -1
+    ).all()
     infos = []
     train_star(state, 60, stage_epochs=20, progress=infos.append)
     assert [i["epoch"] for i in infos] == [20, 40, 60]
@@ -180,7 +207,9 @@ def test_events_are_minus_one_until_they_happen_and_stay_fixed():
     kink = state["kink_first_crossed"].clone()
     # No pattern can differ from itself at epoch 0; events lie in [1, 60].
     assert ((kink == -1) | ((kink >= 1) & (kink <= 60))).all()
-    assert (kink >= 1).any()  # at m = 16 some kink reaches a point (all do, in practice)
+    assert (
+        kink >= 1
+    ).any()  # at m = 16 some kink reaches a point (all do, in practice)
     train_star(state, 80)
     set_before = kink >= 0
     assert torch.equal(state["kink_first_crossed"][set_before], kink[set_before])
@@ -212,11 +241,24 @@ def test_staged_and_resumed_training_is_bit_identical():
 def test_star_fractions_pool_results_by_width():
     def res(width, kink, mse):
         n = len(kink)
-        return StarResult(width, 10, np.array(kink), np.array(mse), np.zeros(n), np.ones(n),
-                          np.ones(n), 1.0)
+        return StarResult(
+            width,
+            10,
+            np.array(kink),
+            np.array(mse),
+            np.zeros(n),
+            np.ones(n),
+            np.ones(n),
+            1.0,
+        )
 
-    rows = star_fractions([res(8, [1, -1, 3, -1], [-1, -1, -1, 2]), res(4, [1], [-1]),
-                           res(8, [-1, -1], [-1, -1])])
+    rows = star_fractions(
+        [
+            res(8, [1, -1, 3, -1], [-1, -1, -1, 2]),
+            res(4, [1], [-1]),
+            res(8, [-1, -1], [-1, -1]),
+        ]
+    )
     assert [r["width"] for r in rows] == [4, 8]
     eight = rows[1]
     assert eight["n_nets"] == 6

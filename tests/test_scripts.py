@@ -43,7 +43,9 @@ def rule_scripts() -> dict[str, str]:
     found = {}
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
-        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.S | re.M):
+        for match in re.finditer(
+            r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.S | re.M
+        ):
             script = re.search(r"^\s+script:\n\s+\"([^\"]+)\"", match.group(2), re.M)
             if script:
                 found[match.group(1)] = Path(script.group(1)).name

@@ -134,7 +134,9 @@ def dry_run(directory: Path, *args: str, **env: str) -> str:
 def job_resources(log: str) -> dict[str, str]:
     """rule name -> its `resources:` line from a dry run."""
     found = {}
-    for match in re.finditer(r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", log):
+    for match in re.finditer(
+        r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", log
+    ):
         found[match.group(1)] = match.group(2)
     return found
 
@@ -151,13 +153,17 @@ def test_slurm_profile_resources_from_environment(tmp_path):
     res = job_resources(log)
     assert set(res) >= set(ALL_RULES), log
     for rule in CPU_RULES:
-        assert "slurm_partition=short" in res[rule] and "slurm_account=proj42" in res[rule]
+        assert (
+            "slurm_partition=short" in res[rule] and "slurm_account=proj42" in res[rule]
+        )
         assert "gpu=" not in res[rule]
     assert "slurm_partition=a100" in res["g"] and "gpu=1" in res["g"]
 
 
 def test_slurm_profile_unset_environment_means_cluster_defaults(tmp_path):
-    res = job_resources(dry_run(tmp_path, "--workflow-profile", str(PROFILES / "slurm")))
+    res = job_resources(
+        dry_run(tmp_path, "--workflow-profile", str(PROFILES / "slurm"))
+    )
     # Empty account and partition: the plugin omits -A and uses the cluster's default partition.
     assert "slurm_account=," in res["a"] and "slurm_partition=," in res["a"]
     assert "runtime=60" in res["all"] and "mem_mb=4000" in res["all"]
@@ -166,7 +172,11 @@ def test_slurm_profile_unset_environment_means_cluster_defaults(tmp_path):
 
 @pytest.mark.parametrize(
     ("profile", "env", "gpus"),
-    [("local", {}, 0), ("gpu-local", {}, 1), ("gpu-local", {"WEIGHTSPACE_LOCAL_GPUS": "2"}, 2)],
+    [
+        ("local", {}, 0),
+        ("gpu-local", {}, 1),
+        ("gpu-local", {"WEIGHTSPACE_LOCAL_GPUS": "2"}, 2),
+    ],
 )
 def test_local_profiles_gpu_limit(tmp_path, profile, env, gpus):
     # Not a dry run: the global resource limits are printed only when jobs are scheduled. The
@@ -224,7 +234,9 @@ def test_every_job_is_its_own_slurm_job(tiny_slurm_run):
     directory, proc, jobs = tiny_slurm_run
     ids = {rule: fields[0] if fields else "" for rule, fields in jobs.items()}
     for rule, job_id in ids.items():
-        assert re.fullmatch(r"\d+", job_id), f"rule {rule} did not run as a SLURM job: {jobs[rule]}"
+        assert re.fullmatch(r"\d+", job_id), (
+            f"rule {rule} did not run as a SLURM job: {jobs[rule]}"
+        )
     assert len(set(ids.values())) == len(ids), f"SLURM job ids are not distinct: {ids}"
     for rule, job_id in ids.items():
         info = scontrol_job(job_id)
@@ -250,7 +262,9 @@ def test_cpu_rules_go_to_cpu_partition(tiny_slurm_run, slurm_cluster):
         assert partition == slurm_cluster.cpu_partition
         info = scontrol_job(job_id)
         assert info["Partition"] == slurm_cluster.cpu_partition, info
-        assert "gpu" not in info.get("TresPerJob", "") + info.get("TresPerNode", ""), info
+        assert "gpu" not in info.get("TresPerJob", "") + info.get("TresPerNode", ""), (
+            info
+        )
 
 
 @pytest.mark.slurm
@@ -259,7 +273,9 @@ def test_gpu_rule_goes_to_gpu_partition_with_one_gpu(tiny_slurm_run, slurm_clust
     job_id, partition, devices = jobs["g"]
     assert partition == slurm_cluster.gpu_partition
     # SLURM bound one GPU to the job step that ran the rule.
-    assert re.fullmatch(r"\d+", devices), f"CUDA_VISIBLE_DEVICES in the GPU job: {devices}"
+    assert re.fullmatch(r"\d+", devices), (
+        f"CUDA_VISIBLE_DEVICES in the GPU job: {devices}"
+    )
     info = scontrol_job(job_id)
     assert info["Partition"] == slurm_cluster.gpu_partition, info
     # The plugin turns resources gpu=1 into `sbatch --gpus=1`.

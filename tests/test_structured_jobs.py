@@ -60,5 +60,7 @@ def test_labels_and_class_lists(config):
     assert [share_label(s) for s in (0.05, 0.2, 1.0)] == ["0.05", "0.2", "1"]
     entry = config["structured"]["pretrained"]["class_lists"][0]
     assert class_list_file(config, entry["name"]) == entry["file"]
-    with pytest.raises(ValueError, match="'nope' is not in structured.pretrained.class_lists"):
+    with pytest.raises(
+        ValueError, match="'nope' is not in structured.pretrained.class_lists"
+    ):
         class_list_file(config, "nope")

@@ -35,7 +35,9 @@ def rel_err(a, b):
 
 def exact_sss(rows, cols, n_stages, state_dim, seed):
     rng = np.random.default_rng(seed)
-    real = random_realisation(stage_sizes(cols, n_stages), stage_sizes(rows, n_stages), state_dim, rng)
+    real = random_realisation(
+        stage_sizes(cols, n_stages), stage_sizes(rows, n_stages), state_dim, rng
+    )
     return real, real.to_dense()
 
 
@@ -47,7 +49,13 @@ def test_stage_sizes_near_equal_first_ones_larger():
     assert stage_sizes(2048, 50).tolist() == [41] * 48 + [40] * 2
     assert stage_sizes(100, 50).tolist() == [2] * 50
     assert stage_sizes(10, 4).tolist() == [3, 3, 2, 2]
-    assert stage_sizes(3, 5).tolist() == [1, 1, 1, 0, 0]  # more stages than entries: empty stages
+    assert stage_sizes(3, 5).tolist() == [
+        1,
+        1,
+        1,
+        0,
+        0,
+    ]  # more stages than entries: empty stages
 
 
 def test_param_count_formula_matches_spec():
@@ -57,14 +65,18 @@ def test_param_count_formula_matches_spec():
     assert sss_param_count((300, 300), 30, 5) == 10_400
     assert sss_param_count((300, 300), 30, 3) == 7_104
     # The exact count drops the B, C, F, G, A, E blocks of the empty boundary states.
-    assert sss_param_count((300, 300), 30, 5, exact=True) < sss_param_count((300, 300), 30, 5)
+    assert sss_param_count((300, 300), 30, 5, exact=True) < sss_param_count(
+        (300, 300), 30, 5
+    )
 
 
 def test_budget_rule_square_matches_spec():
     shares = [0.1, 0.2, 0.3, 0.4, 0.5]
     budgets = [param_budget((300, 300), s) for s in shares]
     assert [max_state_dim((300, 300), 30, b) for b in budgets] == [4, 8, 12, 15, 18]
-    assert [max_state_dim((300, 300), 30, b, esann_off_by_one=True) for b in budgets] == [5, 9, 13, 16, 19]
+    assert [
+        max_state_dim((300, 300), 30, b, esann_off_by_one=True) for b in budgets
+    ] == [5, 9, 13, 16, 19]
     assert [low_rank_rank((300, 300), b) for b in budgets] == [15, 30, 45, 60, 75]
 
 
@@ -88,14 +100,21 @@ def test_counts_never_exceed_budget(shape, share):
         if approx.structure is not None:
             assert approx.n_params < budget  # strict rule
             assert approx.structure.max_state_dim <= approx.info["state_dim"]
-            layer = SSSLayer.from_approximation(approx, bias=np.zeros(shape[0]), dtype=torch.float64)
+            layer = SSSLayer.from_approximation(
+                approx, bias=np.zeros(shape[0]), dtype=torch.float64
+            )
             assert layer.n_weight_params() == approx.info["n_stored"] <= budget
-            assert layer.n_params(include_bias=True) == layer.n_weight_params() + shape[0]
+            assert (
+                layer.n_params(include_bias=True) == layer.n_weight_params() + shape[0]
+            )
         exact = approximate_sss(weight, share, n_stages, exact_count=True)
         assert exact.n_params <= budget and exact.info["n_stored"] <= exact.n_params
         off = approximate_sss(weight, share, n_stages, esann_off_by_one=True)
         # The ESANN loop stops at the first d whose (conservative) count reaches the budget.
-        assert off.info["state_dim"] == approx.info["state_dim"] + 1 or off.info["state_dim"] == 0
+        assert (
+            off.info["state_dim"] == approx.info["state_dim"] + 1
+            or off.info["state_dim"] == 0
+        )
         assert off.n_params >= budget
     lr = approximate_low_rank(weight, share)
     assert lr.n_params <= budget
@@ -118,7 +137,9 @@ def test_zero_matrix_when_no_state_fits():
     assert off.info["state_dim"] == 0 and off.n_params == 400
     block_diag = np.zeros_like(small)
     for k in range(5):
-        block_diag[2 * k:2 * k + 2, 40 * k:40 * k + 40] = small[2 * k:2 * k + 2, 40 * k:40 * k + 40]
+        block_diag[2 * k : 2 * k + 2, 40 * k : 40 * k + 40] = small[
+            2 * k : 2 * k + 2, 40 * k : 40 * k + 40
+        ]
     assert np.array_equal(off.dense, block_diag)
 
 
@@ -128,7 +149,10 @@ def test_zero_matrix_when_no_state_fits():
 
 def test_recovers_exact_sss_matrix_at_its_state_dimension_and_not_below():
     real, weight = exact_sss(60, 80, 6, 4, seed=0)
-    assert real.causal_dims == (0, 4, 4, 4, 4, 4, 0) and real.anticausal_dims == real.causal_dims
+    assert (
+        real.causal_dims == (0, 4, 4, 4, 4, 4, 0)
+        and real.anticausal_dims == real.causal_dims
+    )
     for d in (4, 5, 8, None):
         assert rel_err(identify_sss(weight, 6, d).to_dense(), weight) < ROUNDOFF
     below = identify_sss(weight, 6, 3)
@@ -156,7 +180,7 @@ def test_any_matrix_exact_without_state_cap_and_diagonal_blocks_copied():
     real = identify_sss(weight, 4)
     assert rel_err(real.to_dense(), weight) < ROUNDOFF
     for k in range(4):
-        assert np.array_equal(real.D[k], weight[5 * k:5 * k + 5, 4 * k:4 * k + 4])
+        assert np.array_equal(real.D[k], weight[5 * k : 5 * k + 5, 4 * k : 4 * k + 4])
 
 
 def test_truncated_realisation_has_bounded_hankel_ranks():
@@ -165,7 +189,7 @@ def test_truncated_realisation_has_bounded_hankel_ranks():
     approx = identify_sss(weight, 5, 3).to_dense()
     rows, cols = np.cumsum(stage_sizes(40, 5)), np.cumsum(stage_sizes(50, 5))
     for b in range(4):
-        for block in (approx[rows[b]:, :cols[b]], approx[:rows[b], cols[b]:]):
+        for block in (approx[rows[b] :, : cols[b]], approx[: rows[b], cols[b] :]):
             sv = np.linalg.svd(block, compute_uv=False)
             assert np.sum(sv > 1e-10 * sv[0]) <= 3
 
@@ -180,8 +204,10 @@ def test_errors_non_increasing_in_share():
     rng = np.random.default_rng(9)
     weight = rng.uniform(-1, 1, size=(60, 60))
     shares = np.linspace(0.1, 0.9, 9)
-    for errors in ([approximate_sss(weight, s, 6).relative_error(weight) for s in shares],
-                   [approximate_low_rank(weight, s).relative_error(weight) for s in shares]):
+    for errors in (
+        [approximate_sss(weight, s, 6).relative_error(weight) for s in shares],
+        [approximate_low_rank(weight, s).relative_error(weight) for s in shares],
+    ):
         assert all(b <= a + 1e-12 for a, b in zip(errors, errors[1:]))
 
 
@@ -193,7 +219,9 @@ def test_search_wrapper_keeps_best_stage_count():
     errors = {k: err for k, _, err in best.info["search"]}
     assert set(errors) == {10, 50}
     assert best.info["n_stages"] == min(errors, key=errors.get) == 10
-    assert best.relative_error(weight) < ROUNDOFF  # 10 stages match the generating partition
+    assert (
+        best.relative_error(weight) < ROUNDOFF
+    )  # 10 stages match the generating partition
 
 
 def test_low_rank_exact_at_rank_and_optimal_below():
@@ -214,25 +242,38 @@ def test_low_rank_exact_at_rank_and_optimal_below():
 
 def _check_layer(real, bias, batch, chunk, grad):
     rows, cols = real.shape
-    layer = SSSLayer.from_structure(real, bias=bias, dtype=torch.float64, scan_chunk=chunk)
+    layer = SSSLayer.from_structure(
+        real, bias=bias, dtype=torch.float64, scan_chunk=chunk
+    )
     u = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, cols)))
     expected = u.numpy() @ real.to_dense().T + bias
     with torch.set_grad_enabled(grad):
         out = layer(u)
     assert out.shape == (batch, rows)
-    assert np.abs(out.detach().numpy() - expected).max() < ROUNDOFF * np.abs(expected).max()
+    assert (
+        np.abs(out.detach().numpy() - expected).max()
+        < ROUNDOFF * np.abs(expected).max()
+    )
     ref = layer.forward_reference(u).detach().numpy()
     assert np.abs(ref - expected).max() < ROUNDOFF * np.abs(expected).max()
 
 
-@pytest.mark.parametrize("shape,n_stages,state_dim", [((60, 80), 6, 4), ((64, 64), 8, 3), ((14, 76), 10, 2)])
+@pytest.mark.parametrize(
+    "shape,n_stages,state_dim", [((60, 80), 6, 4), ((64, 64), 8, 3), ((14, 76), 10, 2)]
+)
 @pytest.mark.parametrize("batch", [1, 7, 20])
 def test_sss_layer_equals_dense_product(shape, n_stages, state_dim, batch):
     real, _ = exact_sss(*shape, n_stages, state_dim, seed=batch)
     bias = np.random.default_rng(99).standard_normal(shape[0])
     # Auto schedule (chunked with cached operators for small batches, direct otherwise), with and
     # without autograd, and forced chunk lengths including ones that do not divide K - 1.
-    for chunk, grad in ((None, False), (None, True), (2, True), (3, False), (100, False)):
+    for chunk, grad in (
+        (None, False),
+        (None, True),
+        (2, True),
+        (3, False),
+        (100, False),
+    ):
         _check_layer(real, bias, batch, chunk, grad)
 
 
@@ -250,7 +291,9 @@ def test_sss_layer_spec_case_float32():
 def test_sss_layer_gradients_match_reference_and_finite_differences():
     real, _ = exact_sss(12, 15, 5, 2, seed=13)
     for chunk in (None, 2):
-        layer = SSSLayer.from_structure(real, bias=np.ones(12), dtype=torch.float64, scan_chunk=chunk)
+        layer = SSSLayer.from_structure(
+            real, bias=np.ones(12), dtype=torch.float64, scan_chunk=chunk
+        )
         u = torch.randn(3, 15, dtype=torch.float64, requires_grad=True)
         params = [u] + list(layer.parameters())
         gout = torch.randn(3, 12, dtype=torch.float64)
@@ -263,7 +306,10 @@ def test_sss_layer_gradients_match_reference_and_finite_differences():
             values = {"w_in": w_in, "trans": trans, "w_out": w_out, "bias": layer.bias}
             return torch.func.functional_call(layer, values, (x,))
 
-        inputs = [t.detach().clone().requires_grad_() for t in (u, layer.w_in, layer.trans, layer.w_out)]
+        inputs = [
+            t.detach().clone().requires_grad_()
+            for t in (u, layer.w_in, layer.trans, layer.w_out)
+        ]
         assert torch.autograd.gradcheck(f, inputs)
 
 
@@ -275,7 +321,9 @@ def test_cached_scan_operators_follow_parameter_changes():
         layer(u)  # builds the cached operators
         layer.trans.data.mul_(0.5)  # a write that bypasses the version counter
         assert torch.allclose(layer(u), layer.forward_reference(u), rtol=0, atol=1e-12)
-        assert not torch.allclose(layer(u), u @ torch.from_numpy(weight).T, rtol=0, atol=1e-6)
+        assert not torch.allclose(
+            layer(u), u @ torch.from_numpy(weight).T, rtol=0, atol=1e-6
+        )
 
 
 def test_layers_rebuild_from_approximations():
@@ -283,12 +331,17 @@ def test_layers_rebuild_from_approximations():
     weight = rng.uniform(-1, 1, size=(50, 50))
     bias = rng.uniform(-1, 1, size=50)
     u = rng.standard_normal((4, 50))
-    for approx, cls in ((approximate_sss(weight, 0.4, 5), SSSLayer), (approximate_low_rank(weight, 0.4), LowRankLayer)):
+    for approx, cls in (
+        (approximate_sss(weight, 0.4, 5), SSSLayer),
+        (approximate_low_rank(weight, 0.4), LowRankLayer),
+    ):
         layer = cls.from_approximation(approx, bias=bias, dtype=torch.float64)
         assert np.abs(layer.to_dense().numpy() - approx.dense).max() < ROUNDOFF
         out = layer(torch.from_numpy(u)).detach().numpy()
         assert np.abs(out - (u @ approx.dense.T + bias)).max() < ROUNDOFF * 10
-    sss = SSSLayer.from_approximation(approximate_sss(weight, 0.4, 5), dtype=torch.float64)
+    sss = SSSLayer.from_approximation(
+        approximate_sss(weight, 0.4, 5), dtype=torch.float64
+    )
     rebuilt = SSSLayer.from_structure(sss.structure(), dtype=torch.float64)
     assert torch.equal(rebuilt.to_dense(), sss.to_dense())
 
@@ -319,7 +372,10 @@ def test_layers_train_on_regression():
         assert losses[-1] < 0.5 * losses[0]
     # Padding entries got zero gradients, so the extracted realisation is still the whole layer.
     with torch.no_grad():
-        expected = x.double().numpy() @ sss.structure().to_dense().T + sss.bias.double().numpy()
+        expected = (
+            x.double().numpy() @ sss.structure().to_dense().T
+            + sss.bias.double().numpy()
+        )
         assert np.abs(sss(x).double().numpy() - expected).max() < 1e-4
 
 
@@ -332,7 +388,10 @@ def test_more_stages_than_rows_gives_empty_stages():
     u = torch.from_numpy(rng.standard_normal((3, 200)))
     for grad in (False, True):
         with torch.set_grad_enabled(grad):
-            assert np.abs(layer(u).detach().numpy() - u.numpy() @ approx.dense.T).max() < ROUNDOFF
+            assert (
+                np.abs(layer(u).detach().numpy() - u.numpy() @ approx.dense.T).max()
+                < ROUNDOFF
+            )
 
 
 def test_small_batch_training_and_repeated_evaluation_stay_exact():
@@ -341,14 +400,18 @@ def test_small_batch_training_and_repeated_evaluation_stay_exact():
     real, _ = exact_sss(40, 40, 10, 3, seed=19)
     layer = SSSLayer.from_structure(real, bias=True, dtype=torch.float64)
     opt = torch.optim.SGD(layer.parameters(), lr=1e-2)
-    u = torch.randn(1, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(20))
+    u = torch.randn(
+        1, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(20)
+    )
     for step in range(6):
         out = layer(u)
         ref = layer.forward_reference(u)
         assert torch.allclose(out, ref, rtol=0, atol=1e-12)
         grads = torch.autograd.grad(out.square().mean(), list(layer.parameters()))
         ref_grads = torch.autograd.grad(ref.square().mean(), list(layer.parameters()))
-        assert all(torch.allclose(a, b, rtol=0, atol=1e-11) for a, b in zip(grads, ref_grads))
+        assert all(
+            torch.allclose(a, b, rtol=0, atol=1e-11) for a, b in zip(grads, ref_grads)
+        )
         if step < 3:  # three updates, then three evaluations of fixed weights
             for param, g in zip(layer.parameters(), grads):
                 param.grad = g

@@ -45,11 +45,22 @@ def _feature_set(seed=0, n=200):
     images = torch.rand(n, 1, 28, 28).numpy()
     out = cnn_features(model, images, batch_size=64)
     labels = out["pred"].copy()
-    return model, out, FeatureSet(
-        x_train=out["features"], y_train=labels, x_test=out["features"][:50], y_test=labels[:50],
-        weight=model.fc1.weight.detach().numpy(), bias=model.fc1.bias.detach().numpy(),
-        head_weight=model.fc2.weight.detach().numpy(), head_bias=model.fc2.bias.detach().numpy(),
-        pred_train=out["pred"], pred_test=out["pred"][:50])
+    return (
+        model,
+        out,
+        FeatureSet(
+            x_train=out["features"],
+            y_train=labels,
+            x_test=out["features"][:50],
+            y_test=labels[:50],
+            weight=model.fc1.weight.detach().numpy(),
+            bias=model.fc1.bias.detach().numpy(),
+            head_weight=model.fc2.weight.detach().numpy(),
+            head_bias=model.fc2.bias.detach().numpy(),
+            pred_train=out["pred"],
+            pred_test=out["pred"][:50],
+        ),
+    )
 
 
 def test_features_times_fc1_reproduce_the_network():
@@ -90,14 +101,25 @@ def test_missing_paper_inputs_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="imagenet_root is null"):
         check_pretrained_inputs("resnet18", "IMAGENET1K_V1", None, tmp_path / "c.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        check_pretrained_inputs("resnet18", "IMAGENET1K_V1", tmp_path / "nope", tmp_path / "c.txt")
+        check_pretrained_inputs(
+            "resnet18", "IMAGENET1K_V1", tmp_path / "nope", tmp_path / "c.txt"
+        )
     with pytest.raises(FileNotFoundError, match="class list"):
-        check_pretrained_inputs("resnet18", "IMAGENET1K_V1", tmp_path, tmp_path / "c.txt")
+        check_pretrained_inputs(
+            "resnet18", "IMAGENET1K_V1", tmp_path, tmp_path / "c.txt"
+        )
 
 
-@pytest.mark.parametrize("spec", [{"method": "lr"}, {"method": "sss", "n_stages": 4},
-                                  {"method": "sss_search", "n_steps": 2}, {"method": "hmat_search"},
-                                  {"method": "tl"}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"method": "lr"},
+        {"method": "sss", "n_stages": 4},
+        {"method": "sss_search", "n_steps": 2},
+        {"method": "hmat_search"},
+        {"method": "tl"},
+    ],
+)
 def test_approximators_fit_their_budget(spec):
     mat = np.random.default_rng(0).uniform(-1, 1, (20, 20))
     for share in (0.2, 0.5):
@@ -115,29 +137,49 @@ def test_matrix_benchmark_table_and_claims():
     rng = np.random.default_rng(1)
     u, v = rng.normal(size=(20, 3)), rng.normal(size=(3, 20))
     mats = [("low_rank", u @ v), ("random", rng.uniform(-1, 1, (20, 20)))]
-    rows = pd.DataFrame(matrix_benchmark_rows(mats, [0.3, 0.5], [{"name": "LR", "method": "lr"},
-                                                           {"name": "SSS", "method": "sss_search", "n_steps": 2}]))
+    rows = pd.DataFrame(
+        matrix_benchmark_rows(
+            mats,
+            [0.3, 0.5],
+            [
+                {"name": "LR", "method": "lr"},
+                {"name": "SSS", "method": "sss_search", "n_steps": 2},
+            ],
+        )
+    )
     table = matrix_benchmark_table(rows.rename(columns={"matrix": "family"}))
     claims = {c["claim"]: c for c in matrix_benchmark_claims(table)}
-    assert claims["LR is the best approximator of the low_rank family (share 0.5)"]["holds"]
+    assert claims["LR is the best approximator of the low_rank family (share 0.5)"][
+        "holds"
+    ]
     assert claims["every approximation fits its parameter budget"]["holds"]
     html, tex = render_table(table, "caption_x")
     assert "<table" in html and "caption\\_x" in tex
 
 
 def test_finetune_claim_leaves_out_shares_without_parameters():
-    summary = pd.DataFrame({"share": [0.01, 0.05, 0.1, 0.3], "before_mean": [0.1, 0.6, 0.85, 0.95],
-                            "after_mean": [0.1, 0.94, 0.95, 0.96], "n_params": [0, 10, 20, 60]})
+    summary = pd.DataFrame(
+        {
+            "share": [0.01, 0.05, 0.1, 0.3],
+            "before_mean": [0.1, 0.6, 0.85, 0.95],
+            "after_mean": [0.1, 0.94, 0.95, 0.96],
+            "n_params": [0, 10, 20, 60],
+        }
+    )
     gain, close = finetune_claims(summary, dense_test=0.954)
     assert gain["holds"] and close["holds"]
     assert "0.01 left out" in close["reproduced"]
-    summary.loc[1, "after_mean"] = 0.90  # a share with parameters that stays far from dense
+    summary.loc[1, "after_mean"] = (
+        0.90  # a share with parameters that stays far from dense
+    )
     assert not finetune_claims(summary, dense_test=0.954)[1]["holds"]
 
 
 def test_inner_split_is_a_partition():
     fit, val = inner_split(100, 42)
-    assert len(val) == 20 and sorted(np.concatenate([fit, val]).tolist()) == list(range(100))
+    assert len(val) == 20 and sorted(np.concatenate([fit, val]).tolist()) == list(
+        range(100)
+    )
     assert np.array_equal(inner_split(100, 42)[1], val)
 
 
@@ -155,11 +197,27 @@ def test_finetuning_recovers_a_crude_approximation(kind):
     approx = approximate(w.astype(np.float64), 0.6, {"method": "lr"})
     layer = layer_from_approximation(approx, np.zeros(3))
     if kind == "esann":
-        res = finetune_esann(layer, torch.nn.Identity(), (x, y, x[:100], y[:100]), seed=0, lr=1e-2, batch_size=32,
-                             patience=2, max_epochs=15)
+        res = finetune_esann(
+            layer,
+            torch.nn.Identity(),
+            (x, y, x[:100], y[:100]),
+            seed=0,
+            lr=1e-2,
+            batch_size=32,
+            patience=2,
+            max_epochs=15,
+        )
     else:
-        res = finetune_decreasing_lr(layer, torch.nn.Identity(), (x, y, x[:100], y[:100]), seed=0, lr=0.5, halvings=2,
-                                     batch_size=32, max_epochs_per_stage=5)
+        res = finetune_decreasing_lr(
+            layer,
+            torch.nn.Identity(),
+            (x, y, x[:100], y[:100]),
+            seed=0,
+            lr=0.5,
+            halvings=2,
+            batch_size=32,
+            max_epochs_per_stage=5,
+        )
     assert res["test_acc_after"] >= res["test_acc_before"] - 1e-9
     assert res["epochs"] >= 1
 
@@ -177,7 +235,10 @@ def test_workflow_family_list_matches_the_library():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("root, message", [(None, "imagenet_root is null"), ("missing-imagenet", "does not exist")])
+@pytest.mark.parametrize(
+    "root, message",
+    [(None, "imagenet_root is null"), ("missing-imagenet", "does not exist")],
+)
 def test_missing_imagenet_stops_the_workflow_before_any_job(tmp_path, root, message):
     import json
 
@@ -186,9 +247,17 @@ def test_missing_imagenet_stops_the_workflow_before_any_job(tmp_path, root, mess
     work = copy_workflow(tmp_path / "repo")
     override = tmp_path / "imagenet.yaml"
     imagenet_root = root and str(tmp_path / root)
-    override.write_text(json.dumps({"extends": "paper", "data": {"imagenet_root": imagenet_root}}))
-    proc = snakemake(work, "results/paper/structured/features/resnet18/all.npz",
-                     "--configfile", "config/paper.yaml", str(override), check=False)
+    override.write_text(
+        json.dumps({"extends": "paper", "data": {"imagenet_root": imagenet_root}})
+    )
+    proc = snakemake(
+        work,
+        "results/paper/structured/features/resnet18/all.npz",
+        "--configfile",
+        "config/paper.yaml",
+        str(override),
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert message in out and "resnet18/all" in out

@@ -35,7 +35,9 @@ def blobs(n=256, dim=8, separation=6.0, seed=0):
     labels = torch.arange(n) % 2
     centre = torch.zeros(dim)
     centre[0] = separation / 2
-    x = torch.randn(n, dim, generator=generator) + torch.where(labels[:, None] == 1, centre, -centre)
+    x = torch.randn(n, dim, generator=generator) + torch.where(
+        labels[:, None] == 1, centre, -centre
+    )
     return x, labels
 
 
@@ -49,19 +51,26 @@ class NoisyBlobs(Dataset):
         return len(self.y)
 
     def __getitem__(self, index):
-        noise = torch.from_numpy(np.random.normal(0.0, 0.1, size=self.x.shape[1]).astype(np.float32))
+        noise = torch.from_numpy(
+            np.random.normal(0.0, 0.1, size=self.x.shape[1]).astype(np.float32)
+        )
         return self.x[index] + noise + random.gauss(0.0, 0.1), self.y[index]
 
 
 def make_run(model_seed=0, loader_seed=1, lr=0.05):
     """A fresh model/optimizer/scheduler/loaders set; dropout draws from torch's global generator."""
     torch.manual_seed(model_seed)
-    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
+    model = nn.Sequential(
+        nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2)
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     x, y = blobs()
     train_loader = DataLoader(
-        NoisyBlobs(x, y), batch_size=20, shuffle=True, generator=torch.Generator().manual_seed(loader_seed)
+        NoisyBlobs(x, y),
+        batch_size=20,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(loader_seed),
     )
     xv, yv = blobs(n=64, seed=1)
     eval_loaders = {"val": DataLoader(TensorDataset(xv, yv), batch_size=30)}
@@ -100,7 +109,9 @@ def test_training_learns_a_separable_problem():
     # means 6 std apart (Bayes error Phi(-3) = 0.13 %): a trained classifier gets all 64 fixed validation points right
     assert result.final["val_acc"] == 1.0
     assert result.final["val_loss"] < 0.5 * result.history[0]["val_loss"]
-    assert [entry["lr"] for entry in result.history[1:]] == pytest.approx([0.05, 0.035, 0.0245, 0.01715])
+    assert [entry["lr"] for entry in result.history[1:]] == pytest.approx(
+        [0.05, 0.035, 0.0245, 0.01715]
+    )
     assert sum(m.startswith("epoch ") and "/4 " in m for m in messages) == 5
     assert any("val_acc" in m for m in messages)
 
@@ -144,7 +155,9 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
 
     # a new "process": different global random states, a different initialisation and loader seed
     seed_everything(12345)
-    model_b, optimizer_b, scheduler_b, train_loader_b, eval_loaders_b = make_run(model_seed=7, loader_seed=99)
+    model_b, optimizer_b, scheduler_b, train_loader_b, eval_loaders_b = make_run(
+        model_seed=7, loader_seed=99
+    )
     resumed = train(
         model_b,
         train_loader_b,
@@ -158,7 +171,9 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
 
     assert resumed.status == "completed" and resumed.resumed_from_epoch == 2
     assert without_timing(resumed.history) == without_timing(straight.history)
-    for (name, expected), actual in zip(model.state_dict().items(), model_b.state_dict().values()):
+    for (name, expected), actual in zip(
+        model.state_dict().items(), model_b.state_dict().values()
+    ):
         assert torch.equal(expected, actual), name
     momentum = [optimizer.state[p]["momentum_buffer"] for p in model.parameters()]
     momentum_b = [optimizer_b.state[p]["momentum_buffer"] for p in model_b.parameters()]
@@ -179,7 +194,9 @@ def test_finished_checkpoint_returns_without_training(tmp_path):
         checkpoint_path=tmp_path / "c.pt",
         log=lambda _: None,
     )
-    model_b, optimizer_b, scheduler_b, train_loader_b, eval_loaders_b = make_run(model_seed=3)
+    model_b, optimizer_b, scheduler_b, train_loader_b, eval_loaders_b = make_run(
+        model_seed=3
+    )
     again = train(
         model_b,
         train_loader_b,
@@ -192,14 +209,18 @@ def test_finished_checkpoint_returns_without_training(tmp_path):
     )
     assert again.status == "completed" and again.resumed_from_epoch == 2
     assert again.history == first.history
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model_b.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), model_b.parameters())
+    )
 
 
 def test_divergence_is_recorded_not_raised(tmp_path):
     seed_everything(0)
     model, optimizer, _, train_loader, eval_loaders = make_run()
     # normal steps for epochs 1-2, then a learning rate of 1e11: the weights blow up within a few steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0 if e < 2 else 2e12)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: 1.0 if e < 2 else 2e12
+    )
     result = train(
         model,
         train_loader,
@@ -216,8 +237,13 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert 2 <= result.diverged_step <= 13
     assert result.diverged_global_step == 2 * 13 + result.diverged_step
     assert not math.isfinite(result.diverged_loss)
-    assert result.epochs_completed == 2 and [e["epoch"] for e in result.history] == [1, 2]
-    assert load_checkpoint(tmp_path / "d.pt")["epoch"] == 2, "the checkpoint keeps the last finite epoch"
+    assert result.epochs_completed == 2 and [e["epoch"] for e in result.history] == [
+        1,
+        2,
+    ]
+    assert load_checkpoint(tmp_path / "d.pt")["epoch"] == 2, (
+        "the checkpoint keeps the last finite epoch"
+    )
     record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert record["status"] == "diverged" and record["diverged_loss"] is None
     assert record["history"][1]["train_loss"] == result.history[1]["train_loss"]
@@ -228,7 +254,14 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     model, optimizer, scheduler, train_loader, eval_loaders = make_run()
     path = tmp_path / "ckpt" / "run.pt"
     train(
-        model, train_loader, eval_loaders, optimizer, 1, scheduler=scheduler, checkpoint_path=path, log=lambda _: None
+        model,
+        train_loader,
+        eval_loaders,
+        optimizer,
+        1,
+        scheduler=scheduler,
+        checkpoint_path=path,
+        log=lambda _: None,
     )
     assert os.listdir(path.parent) == ["run.pt"], "no temporary file may be left behind"
     saved = load_checkpoint(path)
@@ -256,7 +289,9 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         )
     monkeypatch.undo()
     assert os.listdir(path.parent) == ["run.pt"]
-    assert load_checkpoint(path)["epoch"] == 1, "an interrupted write must leave the previous checkpoint intact"
+    assert load_checkpoint(path)["epoch"] == 1, (
+        "an interrupted write must leave the previous checkpoint intact"
+    )
 
 
 def test_checkpoint_from_another_model_is_refused(tmp_path):
@@ -275,7 +310,10 @@ def test_checkpoint_from_another_model_is_refused(tmp_path):
     other = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     other_optimizer = torch.optim.SGD(other.parameters(), lr=0.1)
     other_scheduler = torch.optim.lr_scheduler.StepLR(other_optimizer, 1)
-    with pytest.raises(RuntimeError, match="(?s)does not match this model.*delete it to train from scratch"):
+    with pytest.raises(
+        RuntimeError,
+        match="(?s)does not match this model.*delete it to train from scratch",
+    ):
         train(
             other,
             train_loader,
@@ -287,7 +325,15 @@ def test_checkpoint_from_another_model_is_refused(tmp_path):
             log=lambda _: None,
         )
     with pytest.raises(ValueError, match="with a learning-rate scheduler"):
-        train(model, train_loader, eval_loaders, optimizer, 2, checkpoint_path=tmp_path / "c.pt", log=lambda _: None)
+        train(
+            model,
+            train_loader,
+            eval_loaders,
+            optimizer,
+            2,
+            checkpoint_path=tmp_path / "c.pt",
+            log=lambda _: None,
+        )
 
 
 def test_on_epoch_end_metrics_are_recorded_and_checkpointed(tmp_path):
@@ -297,7 +343,10 @@ def test_on_epoch_end_metrics_are_recorded_and_checkpointed(tmp_path):
 
     def weight_norm(epoch, metrics):
         seen.append((epoch, set(metrics)))
-        return {"weight_norm": torch.linalg.vector_norm(model[0].weight), "tag": np.int64(epoch)}
+        return {
+            "weight_norm": torch.linalg.vector_norm(model[0].weight),
+            "tag": np.int64(epoch),
+        }
 
     result = train(
         model,
@@ -312,7 +361,9 @@ def test_on_epoch_end_metrics_are_recorded_and_checkpointed(tmp_path):
     )
     assert [epoch for epoch, _ in seen] == [1, 2]
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr"} <= seen[0][1]
-    assert result.final["weight_norm"] == pytest.approx(torch.linalg.vector_norm(model[0].weight).item(), rel=0, abs=0)
+    assert result.final["weight_norm"] == pytest.approx(
+        torch.linalg.vector_norm(model[0].weight).item(), rel=0, abs=0
+    )
     assert result.final["tag"] == 2 and isinstance(result.final["tag"], int)
     assert load_checkpoint(tmp_path / "c.pt")["history"] == result.history
     json.dumps(result.to_dict(), allow_nan=False)
@@ -323,9 +374,20 @@ def test_logger_receives_progress(caplog):
     model, optimizer, scheduler, train_loader, eval_loaders = make_run()
     logger = logging.getLogger("weightspace.test.progress")
     with caplog.at_level(logging.INFO, logger="weightspace.test.progress"):
-        train(model, train_loader, eval_loaders, optimizer, 2, scheduler=scheduler, log=logger, log_every=5)
+        train(
+            model,
+            train_loader,
+            eval_loaders,
+            optimizer,
+            2,
+            scheduler=scheduler,
+            log=logger,
+            log_every=5,
+        )
     lines = [r.getMessage() for r in caplog.records]
-    assert any(line.startswith("epoch 2/2 train_loss") and "val_acc" in line for line in lines)
+    assert any(
+        line.startswith("epoch 2/2 train_loss") and "val_acc" in line for line in lines
+    )
     assert any(line.startswith("epoch 1/2 step 10 train_loss") for line in lines)
 
 
@@ -339,9 +401,14 @@ def test_evaluate_weights_batches_by_size():
     assert model.training, "the caller's mode is restored"
     with torch.no_grad():
         logits = model(x)
-    assert metrics["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+    assert metrics["loss"] == pytest.approx(
+        nn.functional.cross_entropy(logits, y).item(), rel=1e-6
+    )
     assert metrics["acc"] == (logits.argmax(1) == y).sum().item() / 23
-    assert metrics["top5"] == (logits.topk(5, 1).indices == y[:, None]).any(1).sum().item() / 23
+    assert (
+        metrics["top5"]
+        == (logits.topk(5, 1).indices == y[:, None]).any(1).sum().item() / 23
+    )
 
 
 def test_regression_losses_report_no_accuracy():
@@ -358,7 +425,9 @@ def test_bad_training_arguments_are_named():
     with pytest.raises(ValueError, match="other than 'train'"):
         train(model, train_loader, {"train": train_loader}, optimizer, 1)
     with pytest.raises(ValueError, match="scheduler_interval"):
-        train(model, train_loader, eval_loaders, optimizer, 1, scheduler_interval="batch")
+        train(
+            model, train_loader, eval_loaders, optimizer, 1, scheduler_interval="batch"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -367,7 +436,9 @@ def test_bad_training_arguments_are_named():
 
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto").type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
     with pytest.raises(ValueError, match="unknown device 'tpu'.*'auto', 'cpu', 'cuda'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
@@ -405,7 +476,9 @@ def _hold_gpu_slot(lock_dir, n_devices, reply, release=None):
     with acquire_gpu(lock_dir, n_devices=n_devices, timeout=5) as index:
         reply.put(index)
         if release is None:
-            time.sleep(60)  # until killed (an Event would deadlock its setter once a waiter is SIGKILLed)
+            time.sleep(
+                60
+            )  # until killed (an Event would deadlock its setter once a waiter is SIGKILLed)
         else:
             release.wait(30)
 
@@ -418,7 +491,10 @@ def fork():
 
 def test_concurrent_jobs_get_distinct_gpus_and_a_third_waits_then_fails(tmp_path, fork):
     reply, release = fork.Queue(), fork.Event()
-    holders = [fork.Process(target=_hold_gpu_slot, args=(tmp_path, 2, reply, release)) for _ in range(2)]
+    holders = [
+        fork.Process(target=_hold_gpu_slot, args=(tmp_path, 2, reply, release))
+        for _ in range(2)
+    ]
     for holder in holders:
         holder.start()
     try:
@@ -428,7 +504,9 @@ def test_concurrent_jobs_get_distinct_gpus_and_a_third_waits_then_fails(tmp_path
         with pytest.raises(TimeoutError, match="all 2 GPU slot.*busy.*pid"):
             with acquire_gpu(tmp_path, n_devices=2, timeout=0.6, poll_interval=0.1):
                 pass
-        assert time.monotonic() - started >= 0.6, "it must wait for the timeout before failing"
+        assert time.monotonic() - started >= 0.6, (
+            "it must wait for the timeout before failing"
+        )
     finally:
         release.set()
         for holder in holders:

@@ -1,5 +1,5 @@
 """The real workflow end to end: dry runs at every scale, a tiny run of every built target,
-exact incremental reruns, config and data errors before any job, lint and formatting."""
+exact incremental reruns, config and data errors before any job."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from weightspace.pipeline.registry import load_registry
 from weightspace.provenance.runrecord import load_record
 from workflow_utils import (
     ROOT,
-    SNAKEMAKE,
     copy_workflow,
     job_reasons,
     params_changed_rules,
@@ -40,9 +39,15 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.parametrize("scale", ["quick", "paper"])
 def test_dry_run_all(tmp_path, scale):
     work = copy_workflow(tmp_path / "repo")
-    jobs = planned_jobs(snakemake(work, "-n", f"--configfile=config/{scale}.yaml", "all"))
-    assert {"prepare_mnist_subset", "relu_kink_distributions", "relu_plot_kink_distributions",
-            "all"} <= set(jobs)
+    jobs = planned_jobs(
+        snakemake(work, "-n", f"--configfile=config/{scale}.yaml", "all")
+    )
+    assert {
+        "prepare_mnist_subset",
+        "relu_kink_distributions",
+        "relu_plot_kink_distributions",
+        "all",
+    } <= set(jobs)
     assert not (work / "results").exists()
 
 
@@ -62,8 +67,12 @@ def test_every_compute_job_has_record_log_and_benchmark(tiny_run):
     run = tiny_run / "results" / "tiny"
     records = [load_record(p) for p in run.rglob("*record.json")]
     rules = {r["rule"] for r in records}
-    assert {"prepare_mnist_subset", "relu_kink_distributions", "relu_plot_kink_distributions",
-            "report"} <= rules
+    assert {
+        "prepare_mnist_subset",
+        "relu_kink_distributions",
+        "relu_plot_kink_distributions",
+        "report",
+    } <= rules
     for rec in records:
         assert rec["status"] == "completed"
         assert rec["packages"]["torch"].startswith("2.14.1")
@@ -84,14 +93,19 @@ def test_report_and_archive(tiny_run):
     assert "relu_fig_kink_distributions" in html and "data:image/png;base64," in html
     assert "teleport_fig4_micro" in html and "planned" in html
     archive = run / "archive" / "tiny.tar.gz"
-    proc = subprocess.run([sys.executable, "-m", "weightspace.archive", "verify", str(archive)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightspace.archive", "verify", str(archive)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("OK:")
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
-    assert planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
+    assert (
+        planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
+    )
 
 
 def _edit(path: Path, old: str, new: str) -> str:
@@ -105,26 +119,51 @@ def _edit(path: Path, old: str, new: str) -> str:
     "file, old, new, reruns, untouched",
     [
         # one experiment's config: only its jobs and what depends on them
-        ("config/tiny.yaml", "samples: 2000", "samples: 2500",
-         {"relu_kink_distributions", "relu_plot_kink_distributions", "report", "archive"},
-         {"prepare_mnist_subset"}),
-        ("config/tiny.yaml", "seed: 0", "seed: 1",
-         {"prepare_mnist_subset", "report", "archive"},
-         {"relu_kink_distributions", "relu_plot_kink_distributions"}),
+        (
+            "config/tiny.yaml",
+            "samples: 2000",
+            "samples: 2500",
+            {
+                "relu_kink_distributions",
+                "relu_plot_kink_distributions",
+                "report",
+                "archive",
+            },
+            {"prepare_mnist_subset"},
+        ),
+        (
+            "config/tiny.yaml",
+            "seed: 0",
+            "seed: 1",
+            {"prepare_mnist_subset", "report", "archive"},
+            {"relu_kink_distributions", "relu_plot_kink_distributions"},
+        ),
         # a src module: only the rules that use it (and their dependants)
-        ("src/weightspace/relu/kinks.py", "BIAS_HIGH = ", "# edited\nBIAS_HIGH = ",
-         {"relu_kink_distributions", "relu_plot_kink_distributions"},
-         {"prepare_mnist_subset"}),
-        ("src/weightspace/plotting/figures.py", "PNG_DPI = ", "# edited\nPNG_DPI = ",
-         {"relu_plot_kink_distributions"},
-         {"relu_kink_distributions", "prepare_mnist_subset"}),
+        (
+            "src/weightspace/relu/kinks.py",
+            "BIAS_HIGH = ",
+            "# edited\nBIAS_HIGH = ",
+            {"relu_kink_distributions", "relu_plot_kink_distributions"},
+            {"prepare_mnist_subset"},
+        ),
+        (
+            "src/weightspace/plotting/figures.py",
+            "PNG_DPI = ",
+            "# edited\nPNG_DPI = ",
+            {"relu_plot_kink_distributions"},
+            {"relu_kink_distributions", "prepare_mnist_subset"},
+        ),
     ],
 )
-def test_change_reruns_exactly_the_affected_jobs(tiny_run, file, old, new, reruns, untouched):
+def test_change_reruns_exactly_the_affected_jobs(
+    tiny_run, file, old, new, reruns, untouched
+):
     path = tiny_run / file
     original = _edit(path, old, new)
     try:
-        jobs = set(planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")))
+        jobs = set(
+            planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive"))
+        )
     finally:
         path.write_text(original)
     assert reruns <= jobs, jobs
@@ -157,11 +196,17 @@ def test_editing_a_transitive_import_reruns_exactly_its_jobs(tiny_run):
     reasons = job_reasons(proc)
     assert changed <= set(reasons)
     for rule, why in reasons.items():
-        assert all("Params" in r or "updated by another job" in r for r in why), (rule, why)
+        assert all("Params" in r or "updated by another job" in r for r in why), (
+            rule,
+            why,
+        )
 
 
 def _rules_of_run(work: Path) -> set[str]:
-    return {load_record(p)["rule"] for p in (work / "results" / "tiny").rglob("*record.json")}
+    return {
+        load_record(p)["rule"]
+        for p in (work / "results" / "tiny").rglob("*record.json")
+    }
 
 
 def test_editing_an_unrelated_module_reruns_nothing(tiny_run):
@@ -169,7 +214,9 @@ def test_editing_an_unrelated_module_reruns_nothing(tiny_run):
     for script in (ROOT / "workflow" / "scripts").glob("*.py"):
         used |= set(import_closure(script, ROOT / "src"))
     unused = sorted(
-        p for p in (ROOT / "src" / "weightspace").rglob("*.py") if p.resolve() not in used
+        p
+        for p in (ROOT / "src" / "weightspace").rglob("*.py")
+        if p.resolve() not in used
     )
     assert unused, "every module is used by some script; add a probe module"
     path = tiny_run / unused[0].relative_to(ROOT)
@@ -189,23 +236,19 @@ def test_same_content_with_new_file_times_reruns_nothing(tiny_run):
         for path in (tiny_run / folder).rglob("*"):
             if path.is_file():
                 os.utime(path, (future, future))
-    assert planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
-
-
-def test_lint_and_snakefmt():
-    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "Snakefile",
-                          "rules"], cwd=ROOT, capture_output=True, text=True)
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    assert (
+        planned_jobs(snakemake(tiny_run, *TINY, "-n", "all", "report", "archive")) == {}
+    )
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
         ("device=gpu", "'device' = \"gpu\" is invalid"),
-        ("relu={'kink_distributions':{'dims':[1],'samples':1000,'grid_points':10,'bins':3}}",
-         "unknown config key 'relu.kink_distributions.bins'"),
+        (
+            "relu={'kink_distributions':{'dims':[1],'samples':1000,'grid_points':10,'bins':3}}",
+            "unknown config key 'relu.kink_distributions.bins'",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, override, message):
@@ -221,10 +264,18 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
     empty = tmp_path / "no-data"
     override = tmp_path / "offline.yaml"
     override.write_text(
-        json.dumps({"extends": "paper", "data": {"root": str(empty), "download": False}})
+        json.dumps(
+            {"extends": "paper", "data": {"root": str(empty), "download": False}}
+        )
     )
-    proc = snakemake(work, "results/paper/data/torchvision_cifar10.record.json",
-                     "--configfile", "config/paper.yaml", str(override), check=False)
+    proc = snakemake(
+        work,
+        "results/paper/data/torchvision_cifar10.record.json",
+        "--configfile",
+        "config/paper.yaml",
+        str(override),
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "cifar10" in out.lower() and str(empty) in out and "download" in out
@@ -243,9 +294,14 @@ def test_planned_target_says_so(tmp_path):
     [
         # a partial file is reported, never filled in from quick
         ("run_name: mine\nseed: 3\n", "mine.yaml is incomplete"),
-        ("extends: quick\nrun_name: mine\nseed: 3\nseed: 4\n", "key 'seed' is given twice"),
-        ("extends: quick\nrun_name: mine\nrelu:\n  mc:\n    widths: [8, 8]\n",
-         "'relu.mc.widths'"),
+        (
+            "extends: quick\nrun_name: mine\nseed: 3\nseed: 4\n",
+            "key 'seed' is given twice",
+        ),
+        (
+            "extends: quick\nrun_name: mine\nrelu:\n  mc:\n    widths: [8, 8]\n",
+            "'relu.mc.widths'",
+        ),
         ("extends: quick\nrun_name: mine\nseed: 20200211.0\n", "'seed' = 20200211.0"),
     ],
 )
@@ -261,5 +317,9 @@ def test_bad_config_file_stops_before_any_job(tmp_path, text, message):
 def test_config_file_that_extends_a_scale_writes_to_its_own_run(tmp_path):
     work = copy_workflow(tmp_path / "repo")
     (work / "mine.yaml").write_text("extends: tiny\nrun_name: mine\n")
-    proc = snakemake(work, "-n", "relu_fig_kink_distributions", "--configfile", "mine.yaml")
-    assert "results/mine/relu/relu_fig_kink_distributions.png" in proc.stdout + proc.stderr
+    proc = snakemake(
+        work, "-n", "relu_fig_kink_distributions", "--configfile", "mine.yaml"
+    )
+    assert (
+        "results/mine/relu/relu_fig_kink_distributions.png" in proc.stdout + proc.stderr
+    )

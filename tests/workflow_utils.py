@@ -11,14 +11,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPIED = ["Snakefile", "rules", "workflow", "config", "profiles", "envs", "src", "pyproject.toml",
-          "README.md", "Makefile"]
+COPIED = [
+    "Snakefile",
+    "rules",
+    "workflow",
+    "config",
+    "profiles",
+    "envs",
+    "src",
+    "pyproject.toml",
+    "README.md",
+    "Makefile",
+]
 
 
 def copy_workflow(dest: Path) -> Path:
     """A copy of the workflow and library (its own src/, so edits there stay in the copy)."""
     dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", "*.egg-info", ".snakemake", "results"
+    )
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
@@ -28,12 +40,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600,
-              env: dict | None = None) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 600,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "--cores", "2", *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
+    proc = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -66,7 +84,7 @@ def job_reasons(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
             rule = match.group(1)
         elif rule and line.strip().startswith("reason:"):
             reasons.setdefault(rule, set()).update(
-                r.strip() for r in line.strip()[len("reason:"):].split(";")
+                r.strip() for r in line.strip()[len("reason:") :].split(";")
             )
     return reasons
 

@@ -173,7 +173,10 @@ def _walk(
             arc = (arcroot / rel_here / f).as_posix()
             if not full.is_file():  # dangling symlink, socket, fifo
                 skipped.append(
-                    {"path": arc, "reason": "not a regular file (dangling link or special file)"}
+                    {
+                        "path": arc,
+                        "reason": "not a regular file (dangling link or special file)",
+                    }
                 )
                 continue
             yield arc, full
@@ -205,7 +208,11 @@ def _resolve_created(created: Any, mtimes: Sequence[int]) -> tuple[int, str]:
 
 
 def _iso(epoch: int) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return (
+        _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
 
 
 def _record_summary(arcpath: str, source: Path, size: int) -> dict | None:
@@ -273,7 +280,9 @@ def create(
     run_dir = Path(run_dir)
     out_path = Path(out_path)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir} (run the workflow first)")
+        raise FileNotFoundError(
+            f"run directory not found: {run_dir} (run the workflow first)"
+        )
     if repo_root is None:
         root = git_info(run_dir)["root"]
         repo_root = Path(root) if root else Path.cwd()
@@ -323,7 +332,9 @@ def create(
             digest = sha256_file(src)
         except FileNotFoundError:
             # e.g. a temp() output Snakemake removed after the listing; report rather than fail
-            skipped.append({"path": arc, "reason": "vanished while the archive was being built"})
+            skipped.append(
+                {"path": arc, "reason": "vanished while the archive was being built"}
+            )
             continue
         entry = _Entry(
             arcpath=arc,
@@ -352,7 +363,9 @@ def create(
         "packages": package_versions(),
         "exclude": list(exclude),
         "skipped": sorted(skipped, key=lambda s: s["path"]),
-        "files": [{"path": e.arcpath, "size": e.size, "sha256": e.sha256} for e in entries],
+        "files": [
+            {"path": e.arcpath, "size": e.size, "sha256": e.sha256} for e in entries
+        ],
         "records": records,
     }
     manifest_bytes = (
@@ -364,20 +377,30 @@ def create(
     with atomic_path(out_path) as tmp:
         with (
             open(tmp, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+            gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+            ) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            for arc, data in ((MANIFEST_NAME, manifest_bytes), (MANIFEST_SHA_NAME, sha_bytes)):
+            for arc, data in (
+                (MANIFEST_NAME, manifest_bytes),
+                (MANIFEST_SHA_NAME, sha_bytes),
+            ):
                 tar.addfile(
-                    _tarinfo(f"{name}/{arc}", len(data), created_epoch, False), io.BytesIO(data)
+                    _tarinfo(f"{name}/{arc}", len(data), created_epoch, False),
+                    io.BytesIO(data),
                 )
             for e in entries:
-                info = _tarinfo(f"{name}/{e.arcpath}", e.size, created_epoch, e.executable)
+                info = _tarinfo(
+                    f"{name}/{e.arcpath}", e.size, created_epoch, e.executable
+                )
                 with open(e.source, "rb") as fh:
                     reader = _HashingReader(fh)
                     tar.addfile(info, reader)
                 if reader.hash.hexdigest() != e.sha256:
-                    raise RuntimeError(f"{e.source} changed while the archive was being written")
+                    raise RuntimeError(
+                        f"{e.source} changed while the archive was being written"
+                    )
     return out_path
 
 
@@ -390,7 +413,9 @@ class VerifyReport:
 
     archive: str
     name: str | None = None
-    n_files: int = 0  # manifest entries whose member is present with the right size and hash
+    n_files: int = (
+        0  # manifest entries whose member is present with the right size and hash
+    )
     n_listed: int = 0  # manifest entries
     records_checked: int = 0
     manifest_sha256: str | None = None
@@ -433,7 +458,9 @@ def verify(archive_path: str | os.PathLike[str]) -> VerifyReport:
             for member in tar:
                 split = _member_rel(member.name)
                 if split is None:
-                    problems.append(f"member outside the archive folder: {member.name!r}")
+                    problems.append(
+                        f"member outside the archive folder: {member.name!r}"
+                    )
                     continue
                 top, rel = split
                 tops.add(top)
@@ -485,7 +512,9 @@ def verify(archive_path: str | os.PathLike[str]) -> VerifyReport:
 
     try:
         manifest = json.loads(manifest_bytes)
-        listed = {f["path"]: (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
+        listed = {
+            f["path"]: (int(f["size"]), str(f["sha256"])) for f in manifest["files"]
+        }
         records = list(manifest.get("records", []))
     except (ValueError, KeyError, TypeError) as exc:
         problems.append(f"{MANIFEST_NAME} cannot be parsed: {exc}")
@@ -533,11 +562,15 @@ def verify(archive_path: str | os.PathLike[str]) -> VerifyReport:
         try:
             validate_record(record)
         except Exception as exc:  # jsonschema.ValidationError; message is what matters
-            problems.append(f"run record fails the schema: {rel} ({getattr(exc, 'message', exc)})")
+            problems.append(
+                f"run record fails the schema: {rel} ({getattr(exc, 'message', exc)})"
+            )
             continue
         for key in ("rule", "status", "start", "end"):
             if record.get(key) != summary.get(key):
-                problems.append(f"run record {rel}: {key} differs from the manifest summary")
+                problems.append(
+                    f"run record {rel}: {key} differs from the manifest summary"
+                )
         report.records_checked += 1
     return report
 
@@ -551,7 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Create or verify a reproducibility archive of a weightspace run directory.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_create = sub.add_parser("create", help="pack a run directory with the code and config")
+    p_create = sub.add_parser(
+        "create", help="pack a run directory with the code and config"
+    )
     p_create.add_argument("run_dir", help="e.g. results/quick")
     p_create.add_argument("out", help="output .tar.gz path")
     p_create.add_argument(
@@ -564,7 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_create.add_argument(
         "--repo-root", default=None, help="repository root (default: git top level)"
     )
-    p_create.add_argument("--name", default=None, help="top-level folder name inside the archive")
+    p_create.add_argument(
+        "--name", default=None, help="top-level folder name inside the archive"
+    )
     p_verify = sub.add_parser("verify", help="check an archive against its manifest")
     p_verify.add_argument("archive")
     args = parser.parse_args(argv)
@@ -572,13 +609,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "create":
         try:
             out = create(
-                args.run_dir, args.out, extra=args.extra, repo_root=args.repo_root, name=args.name
+                args.run_dir,
+                args.out,
+                extra=args.extra,
+                repo_root=args.repo_root,
+                name=args.name,
             )
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         report = verify(out)
-        print(f"wrote {out} ({report.n_listed} files, {report.records_checked} run records)")
+        print(
+            f"wrote {out} ({report.n_listed} files, {report.records_checked} run records)"
+        )
         if not report.ok:
             print(report.summary(), file=sys.stderr)
             return 1

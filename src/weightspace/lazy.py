@@ -10,8 +10,9 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 
 
-def lazy_attributes(package: str, modules: Mapping[str, Sequence[str]],
-                    namespace: dict) -> Callable[[str], object]:
+def lazy_attributes(
+    package: str, modules: Mapping[str, Sequence[str]], namespace: dict
+) -> Callable[[str], object]:
     """A module ``__getattr__`` for ``package`` that imports ``.<module>`` when one of its
     listed names is first asked for, and caches the value in the package's ``namespace``."""
     where = {name: module for module, names in modules.items() for name in names}

@@ -12,12 +12,18 @@ with script_job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
     base = job.config["seed"]
     seeds = {d: derive_seed(base, "relu_kink_distributions", d) for d in cfg["dims"]}
     job.record.seeds.update({f"d={d}": s for d, s in seeds.items()})
-    table = kink_distance_table(cfg["dims"], cfg["samples"], cfg["grid_points"], seeds.__getitem__)
+    table = kink_distance_table(
+        cfg["dims"], cfg["samples"], cfg["grid_points"], seeds.__getitem__
+    )
 
-    frame = pd.DataFrame({"distance": table["grid"], "uniform_0_sqrt3": table["reference"]})
+    frame = pd.DataFrame(
+        {"distance": table["grid"], "uniform_0_sqrt3": table["reference"]}
+    )
     for d in cfg["dims"]:
         frame[f"d={d}"] = table["cdf"][d]
-        job.log.info("d=%d: KS distance to U(0, sqrt 3) = %.4f", d, table["ks_to_uniform"][d])
+        job.log.info(
+            "d=%d: KS distance to U(0, sqrt 3) = %.4f", d, table["ks_to_uniform"][d]
+        )
     with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
         frame.to_csv(tmp, index=False, float_format="%.6g")
     summary = {

@@ -1,6 +1,5 @@
 """Combine all Monte Carlo chunks into one table of p_cross per (variant, offset, width)."""
 
-
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path, read_json
 from weightspace.relu.mc_summary import combine_chunks
@@ -13,5 +12,13 @@ with script_job(sm) as job:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     job.record.metrics["rows"] = len(summary)
     for row in summary.itertuples():
-        job.log.info("%s offset %g m=%d: p_cross %.3f [%.3f, %.3f] of %d runs", row.variant,
-                     row.offset, row.width, row.p_cross, row.wilson_low, row.wilson_high, row.runs)
+        job.log.info(
+            "%s offset %g m=%d: p_cross %.3f [%.3f, %.3f] of %d runs",
+            row.variant,
+            row.offset,
+            row.width,
+            row.p_cross,
+            row.wilson_low,
+            row.wilson_high,
+            row.runs,
+        )

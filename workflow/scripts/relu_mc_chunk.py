@@ -26,12 +26,24 @@ with script_job(sm) as job:
         checkpoint.save(chunk_state.to_dict())
 
     def progress(info):
-        job.log.info("check %d: %d live, %s", info["check"], info["live"], info["counts"])
+        job.log.info(
+            "check %d: %d live, %s", info["check"], info["live"], info["counts"]
+        )
 
-    result = run_chunk(mc_config, seed, cfg["runs"], width, offset,
-                       device=job.device, progress=progress, state=state,
-                       checkpoint_every=cfg["checkpoint_every"], checkpoint=save)
+    result = run_chunk(
+        mc_config,
+        seed,
+        cfg["runs"],
+        width,
+        offset,
+        device=job.device,
+        progress=progress,
+        state=state,
+        checkpoint_every=cfg["checkpoint_every"],
+        checkpoint=save,
+    )
     out = result.to_dict() | {"variant": name, "chunk": chunk}
     atomic_write_json(sm.output.result, out)
-    job.record.metrics.update(counts=result.counts, checks_run=result.checks_run,
-                              p_cross=out["p_cross"])
+    job.record.metrics.update(
+        counts=result.counts, checks_run=result.checks_run, p_cross=out["p_cross"]
+    )

@@ -20,15 +20,28 @@ with script_job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
     colours = matplotlib.colormaps["viridis"].resampled(len(dims))
     for i, d in enumerate(dims):
         ks = summary["ks_to_uniform"][str(d)]
-        ax.plot(frame["distance"], frame[f"d={d}"], color=colours(i), lw=1.4,
-                label=f"d = {d} (KS {ks:.3f})")
-    ax.plot(frame["distance"], frame["uniform_0_sqrt3"], "k--", lw=1.2, label=r"U(0, $\sqrt{3}$)")
+        ax.plot(
+            frame["distance"],
+            frame[f"d={d}"],
+            color=colours(i),
+            lw=1.4,
+            label=f"d = {d} (KS {ks:.3f})",
+        )
+    ax.plot(
+        frame["distance"],
+        frame["uniform_0_sqrt3"],
+        "k--",
+        lw=1.2,
+        label=r"U(0, $\sqrt{3}$)",
+    )
     ax.set_xlabel(r"kink distance $|b| / \|w\|$")
     ax.set_ylabel("CDF")
     ax.set_xlim(0, frame["distance"].max())
     ax.set_ylim(0, 1.01)
-    ax.set_title(rf"$b \sim U(0, \sqrt{{6}})$, $w \sim N(0, 2/d\, I)$, {summary['samples']:,} neurons per d",
-                 fontsize=8)
+    ax.set_title(
+        rf"$b \sim U(0, \sqrt{{6}})$, $w \sim N(0, 2/d\, I)$, {summary['samples']:,} neurons per d",
+        fontsize=8,
+    )
     ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, snakemake.output.pdf, snakemake.output.png)  # noqa: F821
     with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821

@@ -18,13 +18,24 @@ with script_job(sm) as job:
     markers = "osd^v<>"
     styles = ["-", "--", ":", "-."]
     for i, variant in enumerate(variants):
-        for j, (offset, rows) in enumerate(summary[summary["variant"] == variant].groupby("offset")):
+        for j, (offset, rows) in enumerate(
+            summary[summary["variant"] == variant].groupby("offset")
+        ):
             rows = rows.sort_values("width")
             p = rows["p_cross"].to_numpy()
             err = np.vstack([p - rows["wilson_low"], rows["wilson_high"] - p])
-            ax.errorbar(rows["width"], np.maximum(p, 1e-4), yerr=err, marker=markers[j % 7],
-                        ls=styles[i % 4], color=f"C{i}", capsize=2, ms=4, lw=1.2,
-                        label=f"{variant}, Δ={offset:g}")
+            ax.errorbar(
+                rows["width"],
+                np.maximum(p, 1e-4),
+                yerr=err,
+                marker=markers[j % 7],
+                ls=styles[i % 4],
+                color=f"C{i}",
+                capsize=2,
+                ms=4,
+                lw=1.2,
+                label=f"{variant}, Δ={offset:g}",
+            )
     m = np.array(sorted(summary["width"].unique()), dtype=float)
     ax.plot(m, 2 / np.sqrt(m), "k-", lw=1.0, alpha=0.6, label=r"$2 m^{-1/2}$")
     ax.set_xscale("log", base=2)

@@ -21,9 +21,21 @@ with script_job(sm) as job:
         job.log.info("resuming with %d finished configurations", len(done))
         job.record.notes.append(f"resumed with {len(done)} finished configurations")
 
-    entries = run_distribution(cfg, dist, seed, device=job.device, done=done,
-                               save=checkpoint.save, log=job.log.info)
-    atomic_write_json(sm.output.result, {"distribution": dist, "seed": seed, "results": entries})
+    entries = run_distribution(
+        cfg,
+        dist,
+        seed,
+        device=job.device,
+        done=done,
+        save=checkpoint.save,
+        log=job.log.info,
+    )
+    atomic_write_json(
+        sm.output.result, {"distribution": dist, "seed": seed, "results": entries}
+    )
     ok = [e for e in entries if e["status"] == "ok"]
-    job.record.metrics.update(configurations=len(entries), diverged=len(entries) - len(ok),
-                              nets=sum(len(e["ystd"]) for e in entries))
+    job.record.metrics.update(
+        configurations=len(entries),
+        diverged=len(entries) - len(ok),
+        nets=sum(len(e["ystd"]) for e in entries),
+    )

@@ -12,9 +12,14 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config
     width, chunk = int(sm.wildcards.width), int(sm.wildcards.chunk)
-    config = star.StarConfig(width=width, n_nets=cfg["nets"], rays=cfg["rays"],
-                             delta=cfg["delta"], dtype=cfg["dtype"],
-                             star_double_step=cfg["star_double_step"])
+    config = star.StarConfig(
+        width=width,
+        n_nets=cfg["nets"],
+        rays=cfg["rays"],
+        delta=cfg["delta"],
+        dtype=cfg["dtype"],
+        star_double_step=cfg["star_double_step"],
+    )
     seed = derive_seed(cfg["seed"], "relu_star", width, chunk)
     job.record.seeds["chunk"] = seed
     checkpoint = job.checkpoint(seed=seed)
@@ -27,17 +32,31 @@ with script_job(sm) as job:
         state = star.init_star_state(config, seed, device=job.device)
 
     def stage_done(info):
-        job.log.info("epoch %d: mean loss %.6g, loss/threshold min/median/max %s, kink crossed "
-                     "%.3f, MSE below threshold %.3f", info["epoch"], info["mean_loss"],
-                     [round(v, 6) for v in info["loss_over_threshold_min_median_max"]],
-                     info["fraction_kink_crossed"], info["fraction_mse_crossed"])
+        job.log.info(
+            "epoch %d: mean loss %.6g, loss/threshold min/median/max %s, kink crossed "
+            "%.3f, MSE below threshold %.3f",
+            info["epoch"],
+            info["mean_loss"],
+            [round(v, 6) for v in info["loss_over_threshold_min_median_max"]],
+            info["fraction_kink_crossed"],
+            info["fraction_mse_crossed"],
+        )
         if info["epoch"] < cfg["epochs"]:
             checkpoint.save(star.move_state(state, "cpu"))
 
-    star.train_star(state, cfg["epochs"], stage_epochs=cfg["stage_epochs"],
-                    progress=stage_done)
+    star.train_star(
+        state, cfg["epochs"], stage_epochs=cfg["stage_epochs"], progress=stage_done
+    )
     result = star.star_result(state)
-    out = result_to_dict(result) | {"chunk": chunk, "seed": seed, "config": config.to_dict()}
+    out = result_to_dict(result) | {
+        "chunk": chunk,
+        "seed": seed,
+        "config": config.to_dict(),
+    }
     atomic_write_json(sm.output.result, out)
-    job.record.metrics.update(n_nets=result.n_nets, kink_crossed=result.n_kink_crossed,
-                              mse_crossed=result.n_mse_crossed, epochs=result.epoch)
+    job.record.metrics.update(
+        n_nets=result.n_nets,
+        kink_crossed=result.n_kink_crossed,
+        mse_crossed=result.n_mse_crossed,
+        epochs=result.epoch,
+    )

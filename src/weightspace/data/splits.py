@@ -37,10 +37,15 @@ class ArraySplit:
 
     def __post_init__(self) -> None:
         for part in _PARTS:
-            x, y, index = getattr(self, f"x_{part}"), getattr(self, f"y_{part}"), getattr(self, f"{part}_index")
+            x, y, index = (
+                getattr(self, f"x_{part}"),
+                getattr(self, f"y_{part}"),
+                getattr(self, f"{part}_index"),
+            )
             if not (len(x) == len(y) == len(index)):
                 raise ValueError(
-                    f"{self.name}: {part} arrays disagree in length " f"(x {len(x)}, y {len(y)}, index {len(index)})"
+                    f"{self.name}: {part} arrays disagree in length "
+                    f"(x {len(x)}, y {len(y)}, index {len(index)})"
                 )
 
     @property
@@ -59,7 +64,9 @@ class ArraySplit:
     def tensors(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of one part as torch tensors sharing memory with the arrays."""
         x, y = self.arrays(part)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(
+            np.ascontiguousarray(y)
+        )
 
     def dataset(self, part: str) -> TensorDataset:
         """A TensorDataset of (image, label) pairs, ready for a DataLoader."""
@@ -67,8 +74,13 @@ class ArraySplit:
 
     def replace_images(self, x_train: np.ndarray, x_test: np.ndarray) -> ArraySplit:
         """The same split with transformed images (e.g. normalised); labels and provenance kept."""
-        if x_train.shape[0] != self.x_train.shape[0] or x_test.shape[0] != self.x_test.shape[0]:
-            raise ValueError("replacement images must keep the number of train and test examples")
+        if (
+            x_train.shape[0] != self.x_train.shape[0]
+            or x_test.shape[0] != self.x_test.shape[0]
+        ):
+            raise ValueError(
+                "replacement images must keep the number of train and test examples"
+            )
         return dataclasses.replace(self, x_train=x_train, x_test=x_test)
 
     def record(self) -> dict:
@@ -90,9 +102,13 @@ def _check_part(part: str) -> None:
         raise ValueError(f"part must be one of {_PARTS}, got {part!r}")
 
 
-def tensor_dataset(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> TensorDataset:
+def tensor_dataset(
+    images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
+) -> TensorDataset:
     """A TensorDataset from any image/label arrays (numpy or torch) of equal length."""
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images ({images.shape[0]}) and labels ({labels.shape[0]}) differ in length")
+        raise ValueError(
+            f"images ({images.shape[0]}) and labels ({labels.shape[0]}) differ in length"
+        )
     return TensorDataset(images, labels)

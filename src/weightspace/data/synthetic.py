@@ -39,13 +39,19 @@ def random_images(
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    generator = torch.Generator().manual_seed(derive_seed(seed, "random_images", bits=63))
+        raise ValueError(
+            f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}"
+        )
+    generator = torch.Generator().manual_seed(
+        derive_seed(seed, "random_images", bits=63)
+    )
     if distribution == "uniform":
         images = torch.rand((int(n), *shape), generator=generator)
     else:
         images = torch.randn((int(n), *shape), generator=generator)
-    labels = torch.randint(0, int(num_classes), (int(n),), generator=generator, dtype=torch.int64)
+    labels = torch.randint(
+        0, int(num_classes), (int(n),), generator=generator, dtype=torch.int64
+    )
     return images, labels
 
 
@@ -58,9 +64,15 @@ def random_image_split(
     distribution: str = "uniform",
 ) -> ArraySplit:
     """An ArraySplit of random images; train and test come from independent child seeds."""
-    x_train, y_train = random_images(n_train, shape, num_classes, derive_seed(seed, "train"), distribution)
-    x_test, y_test = random_images(n_test, shape, num_classes, derive_seed(seed, "test"), distribution)
-    x_train, y_train, x_test, y_test = (t.numpy() for t in (x_train, y_train, x_test, y_test))
+    x_train, y_train = random_images(
+        n_train, shape, num_classes, derive_seed(seed, "train"), distribution
+    )
+    x_test, y_test = random_images(
+        n_test, shape, num_classes, derive_seed(seed, "test"), distribution
+    )
+    x_train, y_train, x_test, y_test = (
+        t.numpy() for t in (x_train, y_train, x_test, y_test)
+    )
     return ArraySplit(
         name=f"random_{distribution}",
         x_train=x_train,

@@ -55,12 +55,26 @@ class _DatasetInfo:
 
 
 _DATASETS = {
-    "mnist": _DatasetInfo("MNIST", "MNIST", "idx", "the four *-ubyte.gz files of MNIST"),
-    "fashion_mnist": _DatasetInfo("Fashion-MNIST", "FashionMNIST", "idx", "the four *-ubyte.gz files of Fashion-MNIST"),
+    "mnist": _DatasetInfo(
+        "MNIST", "MNIST", "idx", "the four *-ubyte.gz files of MNIST"
+    ),
+    "fashion_mnist": _DatasetInfo(
+        "Fashion-MNIST",
+        "FashionMNIST",
+        "idx",
+        "the four *-ubyte.gz files of Fashion-MNIST",
+    ),
     "cifar10": _DatasetInfo("CIFAR-10", "CIFAR10", "cifar", "cifar-10-python.tar.gz"),
-    "cifar100": _DatasetInfo("CIFAR-100", "CIFAR100", "cifar", "cifar-100-python.tar.gz"),
+    "cifar100": _DatasetInfo(
+        "CIFAR-100", "CIFAR100", "cifar", "cifar-100-python.tar.gz"
+    ),
 }
-_ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10", "cifar_100": "cifar100"}
+_ALIASES = {
+    "fashionmnist": "fashion_mnist",
+    "fmnist": "fashion_mnist",
+    "cifar_10": "cifar10",
+    "cifar_100": "cifar100",
+}
 DATASET_NAMES = tuple(_DATASETS)
 
 
@@ -69,7 +83,9 @@ def canonical_name(name: str) -> str:
     key = str(name).strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in _DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+        raise ValueError(
+            f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}"
+        )
     return key
 
 
@@ -82,7 +98,9 @@ def dataset_folder(name: str, root: str | os.PathLike) -> Path:
     return root / info.dataset_class.base_folder
 
 
-def files_used(name: str, root: str | os.PathLike, train: bool | None = None) -> list[Path]:
+def files_used(
+    name: str, root: str | os.PathLike, train: bool | None = None
+) -> list[Path]:
     """The files a loader of `name` reads for the train (True) or test (False) part; None: both."""
     info = _DATASETS[canonical_name(name)]
     folder = dataset_folder(name, root)
@@ -90,18 +108,26 @@ def files_used(name: str, root: str | os.PathLike, train: bool | None = None) ->
     if info.layout == "idx":
         return [folder / filename for part in parts for filename in _IDX_FILES[part]]
     cls = info.dataset_class
-    batches = [entry[0] for part in parts for entry in (cls.train_list if part else cls.test_list)]
+    batches = [
+        entry[0]
+        for part in parts
+        for entry in (cls.train_list if part else cls.test_list)
+    ]
     return [folder / filename for filename in batches + [cls.meta["filename"]]]
 
 
-def _required_with_md5(name: str, root: str | os.PathLike) -> list[tuple[Path, str | None]]:
+def _required_with_md5(
+    name: str, root: str | os.PathLike
+) -> list[tuple[Path, str | None]]:
     """Every file torchvision needs to construct the data set (both parts), with its md5 if checked."""
     info = _DATASETS[canonical_name(name)]
     if info.layout == "idx":
         return [(path, None) for path in files_used(name, root)]
     cls = info.dataset_class
     folder = dataset_folder(name, root)
-    entries = [(folder / filename, md5) for filename, md5 in cls.train_list + cls.test_list]
+    entries = [
+        (folder / filename, md5) for filename, md5 in cls.train_list + cls.test_list
+    ]
     return entries + [(folder / cls.meta["filename"], cls.meta["md5"])]
 
 
@@ -114,7 +140,11 @@ def _is_present(path: Path, layout: str) -> bool:
 def missing_files(name: str, root: str | os.PathLike) -> list[Path]:
     """Required files that are absent (a .gz twin counts as present for idx files)."""
     layout = _DATASETS[canonical_name(name)].layout
-    return [path for path, _ in _required_with_md5(name, root) if not _is_present(path, layout)]
+    return [
+        path
+        for path, _ in _required_with_md5(name, root)
+        if not _is_present(path, layout)
+    ]
 
 
 def _layout_hint(name: str, root: Path) -> str:
@@ -123,7 +153,9 @@ def _layout_hint(name: str, root: Path) -> str:
         names = ", ".join(f for part in (True, False) for f in _IDX_FILES[part])
         return f"place {names} (or their .gz downloads) under {root / info.class_name / 'raw'}/"
     cls = info.dataset_class
-    listing = ", ".join([entry[0] for entry in cls.train_list + cls.test_list] + [cls.meta["filename"]])
+    listing = ", ".join(
+        [entry[0] for entry in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    )
     return (
         f"extract {info.archive} into {root} so that {root / cls.base_folder}/ holds {listing} "
         f"(or put {info.archive} itself into {root} and set download: true; torchvision then only "
@@ -184,7 +216,9 @@ def _decompress_idx_files(name: str, root: Path, download: bool) -> None:
 
 def _corrupt_files(name: str, root: Path) -> list[Path]:
     return [
-        path for path, md5 in _required_with_md5(name, root) if md5 is not None and not check_integrity(str(path), md5)
+        path
+        for path, md5 in _required_with_md5(name, root)
+        if md5 is not None and not check_integrity(str(path), md5)
     ]
 
 
@@ -209,7 +243,9 @@ def torchvision_dataset(
     if info.layout == "idx":
         _decompress_idx_files(name, root, download)
     try:
-        dataset = info.dataset_class(str(root), train=train, download=download, transform=transform)
+        dataset = info.dataset_class(
+            str(root), train=train, download=download, transform=transform
+        )
     except Exception as error:  # torchvision reports missing files, bad md5s and failed downloads with assorted types
         missing = missing_files(name, root)
         if missing and download:

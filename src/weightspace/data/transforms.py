@@ -29,7 +29,12 @@ def _mnist() -> Callable:
 
 def _cifar_train() -> Callable:
     return T.Compose(
-        [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(CIFAR_MEAN, CIFAR_STD),
+        ]
     )
 
 
@@ -49,11 +54,20 @@ def _imagenet_train() -> Callable:
 
 
 def _imagenet_eval() -> Callable:
-    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose(
+        [
+            T.Resize(256),
+            T.CenterCrop(224),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def _imagenet_features() -> Callable:
-    return T.Compose([T.ToTensor(), T.Resize(256), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose(
+        [T.ToTensor(), T.Resize(256), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
 
 
 _TRANSFORMS: dict[str, Callable[[], Callable]] = {
@@ -72,7 +86,9 @@ def standard_transform(name: str) -> Callable:
     try:
         return _TRANSFORMS[name]()
     except KeyError:
-        raise ValueError(f"unknown transform {name!r}; choose one of {', '.join(TRANSFORM_NAMES)}") from None
+        raise ValueError(
+            f"unknown transform {name!r}; choose one of {', '.join(TRANSFORM_NAMES)}"
+        ) from None
 
 
 def resolve_transform(transform: str | Callable | None) -> Callable | None:
@@ -81,4 +97,6 @@ def resolve_transform(transform: str | Callable | None) -> Callable | None:
         return transform
     if isinstance(transform, str):
         return standard_transform(transform)
-    raise TypeError(f"transform must be a name, a callable or None, got {type(transform).__name__}")
+    raise TypeError(
+        f"transform must be a name, a callable or None, got {type(transform).__name__}"
+    )

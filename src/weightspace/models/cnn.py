@@ -25,7 +25,9 @@ def _pool_flags(pool, n_convs: int) -> list[bool]:
         return [False] * n_convs
     flags = [bool(p) for p in pool]
     if len(flags) != n_convs:
-        raise ValueError(f"pool has {len(flags)} entries but there are {n_convs} conv layers; give one flag per conv")
+        raise ValueError(
+            f"pool has {len(flags)} entries but there are {n_convs} conv layers; give one flag per conv"
+        )
     return flags
 
 
@@ -62,7 +64,9 @@ def small_cnn(
     elif isinstance(padding, int) and padding >= 0:
         pad = padding
     else:
-        raise ValueError(f"padding must be 'same', 'valid' or a non-negative int, got {padding!r}")
+        raise ValueError(
+            f"padding must be 'same', 'valid' or a non-negative int, got {padding!r}"
+        )
     pool_flags = _pool_flags(pool, len(channels))
     make_activation(activation)
 
@@ -70,11 +74,16 @@ def small_cnn(
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     c_in = in_channels
     for index, (c_out, pooled) in enumerate(zip(channels, pool_flags), start=1):
-        layers[f"conv{index}"] = nn.Conv2d(c_in, c_out, kernel_size, padding=pad, bias=not batch_norm)
+        layers[f"conv{index}"] = nn.Conv2d(
+            c_in, c_out, kernel_size, padding=pad, bias=not batch_norm
+        )
         if batch_norm:
             layers[f"bn{index}"] = nn.BatchNorm2d(c_out)
         layers[f"act{index}"] = make_activation(activation)
-        height, width = height + 2 * pad - kernel_size + 1, width + 2 * pad - kernel_size + 1
+        height, width = (
+            height + 2 * pad - kernel_size + 1,
+            width + 2 * pad - kernel_size + 1,
+        )
         if pooled:
             layers[f"pool{index}"] = nn.MaxPool2d(2)
             height, width = height // 2, width // 2

@@ -20,7 +20,9 @@ from .layers import Concat, as_hw, check_positive_int
 class DenseLayer(nn.Module):
     """BN -> ReLU -> 1x1 conv (bn_size * growth) -> BN -> ReLU -> 3x3 conv (growth) on the concatenated inputs."""
 
-    def __init__(self, in_features: int, growth_rate: int, bn_size: int, drop_rate: float):
+    def __init__(
+        self, in_features: int, growth_rate: int, bn_size: int, drop_rate: float
+    ):
         super().__init__()
         self.concat = Concat(dim=1)
         self.norm1 = nn.BatchNorm2d(in_features)
@@ -28,7 +30,9 @@ class DenseLayer(nn.Module):
         self.conv1 = nn.Conv2d(in_features, bn_size * growth_rate, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
         self.relu2 = nn.ReLU()
-        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(
+            bn_size * growth_rate, growth_rate, 3, padding=1, bias=False
+        )
         self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else None
 
     def forward(self, previous: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -38,11 +42,20 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    def __init__(self, n_layers: int, in_features: int, growth_rate: int, bn_size: int, drop_rate: float):
+    def __init__(
+        self,
+        n_layers: int,
+        in_features: int,
+        growth_rate: int,
+        bn_size: int,
+        drop_rate: float,
+    ):
         super().__init__()
         self.n_layers = n_layers
         for index in range(n_layers):
-            layer = DenseLayer(in_features + index * growth_rate, growth_rate, bn_size, drop_rate)
+            layer = DenseLayer(
+                in_features + index * growth_rate, growth_rate, bn_size, drop_rate
+            )
             self.add_module(f"denselayer{index + 1}", layer)
         self.concat = Concat(dim=1)
 
@@ -89,13 +102,17 @@ def densenet(
     Initialisation as torchvision: conv kaiming-normal (fan_in), BN (1, 0), Linear bias 0.
     """
     if stem not in ("imagenet", "small"):
-        raise ValueError(f"unknown DenseNet stem {stem!r}; choose 'imagenet' or 'small'")
+        raise ValueError(
+            f"unknown DenseNet stem {stem!r}; choose 'imagenet' or 'small'"
+        )
     check_positive_int(in_channels, "in_channels")
     check_positive_int(num_classes, "num_classes")
     check_positive_int(growth_rate, "growth_rate")
     check_positive_int(num_init_features, "num_init_features")
     check_positive_int(bn_size, "bn_size")
-    block_config = [check_positive_int(n, "each entry of block_config") for n in block_config]
+    block_config = [
+        check_positive_int(n, "each entry of block_config") for n in block_config
+    ]
     if not block_config:
         raise ValueError("block_config must list at least one dense block")
     if not 0.0 < compression <= 1.0:
@@ -106,25 +123,33 @@ def densenet(
 
     features: OrderedDict[str, nn.Module] = OrderedDict()
     if stem == "imagenet":
-        features["conv0"] = nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)
+        features["conv0"] = nn.Conv2d(
+            in_channels, num_init_features, 7, stride=2, padding=3, bias=False
+        )
         features["norm0"] = nn.BatchNorm2d(num_init_features)
         features["relu0"] = nn.ReLU()
         features["pool0"] = nn.MaxPool2d(3, stride=2, padding=1)
         for _ in range(2):  # conv and pool: ceil-halving with these paddings
             height, width = (height + 1) // 2, (width + 1) // 2
     else:
-        features["conv0"] = nn.Conv2d(in_channels, num_init_features, 3, padding=1, bias=False)
+        features["conv0"] = nn.Conv2d(
+            in_channels, num_init_features, 3, padding=1, bias=False
+        )
         features["norm0"] = nn.BatchNorm2d(num_init_features)
         features["relu0"] = nn.ReLU()
 
     n_features = num_init_features
     for index, n_layers in enumerate(block_config, start=1):
-        features[f"denseblock{index}"] = DenseBlock(n_layers, n_features, growth_rate, bn_size, drop_rate)
+        features[f"denseblock{index}"] = DenseBlock(
+            n_layers, n_features, growth_rate, bn_size, drop_rate
+        )
         n_features += n_layers * growth_rate
         if index != len(block_config):
             out_features = max(1, int(n_features * compression))
             pooled = min(height, width) >= 2
-            features[f"transition{index}"] = Transition(n_features, out_features, pool=pooled)
+            features[f"transition{index}"] = Transition(
+                n_features, out_features, pool=pooled
+            )
             n_features = out_features
             if pooled:
                 height, width = height // 2, width // 2

@@ -7,7 +7,15 @@ import math
 import torch
 from torch import nn
 
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_WEIGHTED = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 
 # TF's truncated normal (cut at 2 std) has std 0.87962566 of the untruncated one; TF divides by it.
 _TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -23,8 +31,12 @@ _SCHEMES = {
     "normal": lambda w, gain: nn.init.normal_(w, 0.0, gain),
     "xavier_normal": lambda w, gain: nn.init.xavier_normal_(w, gain=gain),
     "xavier_uniform": lambda w, gain: nn.init.xavier_uniform_(w, gain=gain),
-    "kaiming_normal": lambda w, gain: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
-    "kaiming_uniform": lambda w, gain: nn.init.kaiming_uniform_(w, mode="fan_in", nonlinearity="relu"),
+    "kaiming_normal": lambda w, gain: nn.init.kaiming_normal_(
+        w, mode="fan_in", nonlinearity="relu"
+    ),
+    "kaiming_uniform": lambda w, gain: nn.init.kaiming_uniform_(
+        w, mode="fan_in", nonlinearity="relu"
+    ),
     "orthogonal": lambda w, gain: nn.init.orthogonal_(w, gain=gain),
     "lecun_normal": _lecun_normal_,
 }
@@ -43,7 +55,9 @@ def initialize_weights(model: nn.Module, scheme: str, gain: float = 1.0) -> nn.M
     Normalisation layers are left untouched.
     """
     if scheme not in INIT_SCHEMES:
-        raise ValueError(f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        raise ValueError(
+            f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}"
+        )
     for module in model.modules():
         if not isinstance(module, _WEIGHTED):
             continue

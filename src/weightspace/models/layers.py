@@ -22,7 +22,12 @@ ACTIVATIONS = {
     "softplus": nn.Softplus,
     "identity": nn.Identity,
 }
-_ACTIVATION_ALIASES = {"leaky_relu": "leakyrelu", "linear": "identity", "none": "identity", "swish": "silu"}
+_ACTIVATION_ALIASES = {
+    "leaky_relu": "leakyrelu",
+    "linear": "identity",
+    "none": "identity",
+    "swish": "silu",
+}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -42,7 +47,9 @@ def as_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
     elif isinstance(image_size, Sequence) and len(image_size) == 2:
         size = (int(image_size[0]), int(image_size[1]))
     else:
-        raise ValueError(f"image_size must be an int or a (height, width) pair, got {image_size!r}")
+        raise ValueError(
+            f"image_size must be an int or a (height, width) pair, got {image_size!r}"
+        )
     if min(size) < 1:
         raise ValueError(f"image_size must be positive, got {image_size!r}")
     return size

@@ -42,12 +42,25 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
         },
     ),
     # teleportation quick scale: 2 x [conv, ReLU, conv, ReLU, maxpool], 16/32 channels, Linear -> classes
-    "small_vgg": (vgg, {"depth_or_cfg": [16, 16, "M", 32, 32, "M"], "pool_output": None, "classifier_hidden": ()}),
+    "small_vgg": (
+        vgg,
+        {
+            "depth_or_cfg": [16, 16, "M", 32, 32, "M"],
+            "pool_output": None,
+            "classifier_hidden": (),
+        },
+    ),
     **_vgg_entries(),
     # reduced VGG-11 (1/8 width, small head, no dropout) for quick-scale statistics
     "vgg_tiny": (
         vgg,
-        {"depth_or_cfg": 11, "width": 0.125, "pool_output": 1, "classifier_hidden": (64, 64), "dropout": 0.0},
+        {
+            "depth_or_cfg": 11,
+            "width": 0.125,
+            "pool_output": 1,
+            "classifier_hidden": (64, 64),
+            "dropout": 0.0,
+        },
     ),
     "vgg_tiny_bn": (
         vgg,
@@ -66,17 +79,39 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
     "resnet101": (resnet, {"stages": (3, 4, 23, 3), "block": "bottleneck"}),
     "resnet152": (resnet, {"stages": (3, 8, 36, 3), "block": "bottleneck"}),
     # CIFAR ResNet-8 with projection shortcuts in each stage's first block (78,330 parameters at 3x32x32)
-    "resnet8": (resnet, {"stages": (1, 1, 1), "widths": (16, 32, 64), "stem": "small", "projection": "first"}),
-    "resnet20": (resnet, {"stages": (3, 3, 3), "widths": (16, 32, 64), "stem": "small"}),
+    "resnet8": (
+        resnet,
+        {
+            "stages": (1, 1, 1),
+            "widths": (16, 32, 64),
+            "stem": "small",
+            "projection": "first",
+        },
+    ),
+    "resnet20": (
+        resnet,
+        {"stages": (3, 3, 3), "widths": (16, 32, 64), "stem": "small"},
+    ),
     # two stages of one basic block (16, 32), small stem, projection in each stage's first block
-    "resnet_tiny": (resnet, {"stages": (1, 1), "widths": (16, 32), "stem": "small", "projection": "first"}),
+    "resnet_tiny": (
+        resnet,
+        {"stages": (1, 1), "widths": (16, 32), "stem": "small", "projection": "first"},
+    ),
     "densenet121": (densenet, {"block_config": (6, 12, 24, 16)}),
     "densenet169": (densenet, {"block_config": (6, 12, 32, 32)}),
     "densenet201": (densenet, {"block_config": (6, 12, 48, 32)}),
-    "densenet161": (densenet, {"growth_rate": 48, "block_config": (6, 12, 36, 24), "num_init_features": 96}),
+    "densenet161": (
+        densenet,
+        {"growth_rate": 48, "block_config": (6, 12, 36, 24), "num_init_features": 96},
+    ),
     "densenet_tiny": (
         densenet,
-        {"growth_rate": 8, "block_config": (2, 2, 2), "num_init_features": 16, "stem": "small"},
+        {
+            "growth_rate": 8,
+            "block_config": (2, 2, 2),
+            "num_init_features": 16,
+            "stem": "small",
+        },
     ),
 }
 
@@ -91,7 +126,9 @@ def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
         close = difflib.get_close_matches(str(name), MODELS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}; known models: {', '.join(model_names())}")
+        raise ValueError(
+            f"unknown model {name!r}{hint}; known models: {', '.join(model_names())}"
+        )
     builder, defaults = MODELS[name]
     accepted = inspect.signature(builder).parameters
     unknown = sorted(set(kwargs) - set(accepted))
@@ -106,4 +143,6 @@ def build_model(name: str, **kwargs) -> nn.Module:
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of parameter entries (only those with requires_grad unless ``trainable_only`` is False);
     buffers such as BatchNorm running statistics are not parameters and are not counted."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(
+        p.numel() for p in model.parameters() if p.requires_grad or not trainable_only
+    )

@@ -28,9 +28,17 @@ STEMS = ("imagenet", "small", "small_maxpool")
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_planes, planes, 3, stride=stride, padding=1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
@@ -55,7 +63,13 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -98,13 +112,21 @@ class ResNet(nn.Module):
     ):
         super().__init__()
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(
+                in_channels, stem_width, 7, stride=2, padding=3, bias=False
+            )
         else:
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(
+                in_channels, stem_width, 3, stride=1, padding=1, bias=False
+            )
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU()
         # absent (None) rather than Identity so layer walkers meet only real operations
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem in ("imagenet", "small_maxpool") else None
+        self.maxpool = (
+            nn.MaxPool2d(3, stride=2, padding=1)
+            if stem in ("imagenet", "small_maxpool")
+            else None
+        )
 
         in_planes = stem_width
         self.stage_names: list[str] = []
@@ -118,7 +140,9 @@ class ResNet(nn.Module):
                 downsample = None
                 if needs_projection or (projection == "first" and b == 0):
                     downsample = nn.Sequential(
-                        nn.Conv2d(in_planes, out_planes, 1, stride=block_stride, bias=False),
+                        nn.Conv2d(
+                            in_planes, out_planes, 1, stride=block_stride, bias=False
+                        ),
                         nn.BatchNorm2d(out_planes),
                     )
                 blocks.append(block(in_planes, planes, block_stride, downsample))
@@ -163,21 +187,40 @@ def resnet(
     ``zero_init_residual`` zeroes the last BN scale of each residual branch.
     """
     if block not in BLOCKS:
-        raise ValueError(f"unknown ResNet block {block!r}; choose one of: {', '.join(BLOCKS)}")
+        raise ValueError(
+            f"unknown ResNet block {block!r}; choose one of: {', '.join(BLOCKS)}"
+        )
     if stem not in STEMS:
-        raise ValueError(f"unknown ResNet stem {stem!r}; choose one of: {', '.join(STEMS)}")
+        raise ValueError(
+            f"unknown ResNet stem {stem!r}; choose one of: {', '.join(STEMS)}"
+        )
     if projection not in ("needed", "first"):
         raise ValueError(f"projection must be 'needed' or 'first', got {projection!r}")
     stages = [check_positive_int(n, "each entry of stages") for n in stages]
     widths = [check_positive_int(w, "each entry of widths") for w in widths]
     if not stages or len(stages) != len(widths):
-        raise ValueError(f"stages {stages} and widths {widths} must be non-empty and of equal length")
+        raise ValueError(
+            f"stages {stages} and widths {widths} must be non-empty and of equal length"
+        )
     check_positive_int(in_channels, "in_channels")
     check_positive_int(num_classes, "num_classes")
     as_hw(image_size)
-    stem_width = widths[0] if stem_width is None else check_positive_int(stem_width, "stem_width")
+    stem_width = (
+        widths[0]
+        if stem_width is None
+        else check_positive_int(stem_width, "stem_width")
+    )
 
-    model = ResNet(BLOCKS[block], stages, widths, in_channels, num_classes, stem, stem_width, projection)
+    model = ResNet(
+        BLOCKS[block],
+        stages,
+        widths,
+        in_channels,
+        num_classes,
+        stem,
+        stem_width,
+        projection,
+    )
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -19,8 +19,49 @@ from .layers import as_hw, check_positive_int
 VGG_CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    16: [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ],
+    19: [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -34,10 +75,14 @@ def _resolve_cfg(depth_or_cfg) -> list[int | str]:
         return list(VGG_CONFIGS[depth_or_cfg])
     cfg = list(depth_or_cfg)
     if not any(v != "M" for v in cfg):
-        raise ValueError(f"a VGG cfg needs at least one conv width, got {depth_or_cfg!r}")
+        raise ValueError(
+            f"a VGG cfg needs at least one conv width, got {depth_or_cfg!r}"
+        )
     for v in cfg:
         if v != "M" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"VGG cfg entries must be positive ints (conv widths) or 'M' (max-pool), got {v!r}")
+            raise ValueError(
+                f"VGG cfg entries must be positive ints (conv widths) or 'M' (max-pool), got {v!r}"
+            )
     return cfg
 
 

@@ -66,7 +66,9 @@ def _lazy_map(init_file: Path) -> dict[str, str]:
         if isinstance(mapping, ast.Name):
             mapping = assigned.get(mapping.id)
         if mapping is None:
-            raise ValueError(f"{init_file}: cannot read the lazy_attributes map statically")
+            raise ValueError(
+                f"{init_file}: cannot read the lazy_attributes map statically"
+            )
         for module, names in ast.literal_eval(mapping).items():
             found.update({attr: module for attr in names})
     return found

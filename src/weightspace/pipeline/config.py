@@ -27,7 +27,9 @@ import yaml
 
 from weightspace.provenance.atomic import canonical_json
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_FILE = (
+    Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+)
 EXTENDS_KEY = "extends"
 PAPERS = ("teleport", "rbd", "credit", "relu", "structured")
 
@@ -120,13 +122,17 @@ def load_config_file(path: str | Path, config_dir: str | Path, _chain=()) -> dic
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of keys at top level")
+        raise ConfigError(
+            f"{path}: a config file must be a mapping of keys at top level"
+        )
     if EXTENDS_KEY not in data:
         return data
     data = dict(data)
     base_path = _extended_path(data.pop(EXTENDS_KEY), path, Path(config_dir))
     if not base_path.is_file():
-        raise ConfigError(f"{path}: `{EXTENDS_KEY}` names {base_path}, which does not exist")
+        raise ConfigError(
+            f"{path}: `{EXTENDS_KEY}` names {base_path}, which does not exist"
+        )
     return merge(load_config_file(base_path, config_dir, (*_chain, path)), data)
 
 
@@ -189,9 +195,14 @@ def _allowed(schema: dict) -> str:
     elif "type" in schema:
         kind = schema["type"]
         parts.append(" or ".join(kind) if isinstance(kind, list) else kind)
-    for bound, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                        ("exclusiveMaximum", "<"), ("minItems", "at least items:"),
-                        ("pattern", "matching")):
+    for bound, word in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+        ("minItems", "at least items:"),
+        ("pattern", "matching"),
+    ):
         if bound in schema:
             parts.append(f"{word} {schema[bound]}")
     if "description" in schema:
@@ -232,7 +243,9 @@ def path_problems(config: dict) -> list[str]:
     if isinstance(results_dir, str):
         parts = PurePath(results_dir).parts
         if not results_dir.strip():
-            problems.append("config key 'results_dir' is empty; give a folder, e.g. results")
+            problems.append(
+                "config key 'results_dir' is empty; give a folder, e.g. results"
+            )
         elif ".." in parts:
             problems.append(
                 f"config key 'results_dir' = {results_dir!r} contains '..'; give a folder "
@@ -328,7 +341,9 @@ def get_key(config: dict, dotted: str):
     node = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise KeyError(f"config key {dotted!r} does not exist (stopped at {part!r})")
+            raise KeyError(
+                f"config key {dotted!r} does not exist (stopped at {part!r})"
+            )
         node = node[part]
     return node
 

@@ -61,7 +61,9 @@ class Checkpoint:
     def _set_aside(self, path: Path, why: str) -> None:
         target = path.with_name(path.name + SET_ASIDE_SUFFIX)
         os.replace(path, target)
-        self.log.warning("set aside checkpoint %s (%s) as %s; starting afresh", path, why, target)
+        self.log.warning(
+            "set aside checkpoint %s (%s) as %s; starting afresh", path, why, target
+        )
 
     def _set_aside_foreign(self) -> None:
         for path in self._foreign():
@@ -190,12 +192,26 @@ def script_job(snakemake, seeds: dict | None = None, device: str | None = None):
     config = _params_config(snakemake)
     stack = contextlib.ExitStack()
     resolved = _device(device or config.get("device", "cpu"), stack)
-    log.info("rule %s, wildcards %s, threads %d, device %s", snakemake.rule,
-             dict(snakemake.wildcards.items()), threads, resolved)
-    record = from_snakemake(snakemake, record_path(snakemake), config_slice=config, seeds=seeds or {})
+    log.info(
+        "rule %s, wildcards %s, threads %d, device %s",
+        snakemake.rule,
+        dict(snakemake.wildcards.items()),
+        threads,
+        resolved,
+    )
+    record = from_snakemake(
+        snakemake, record_path(snakemake), config_slice=config, seeds=seeds or {}
+    )
     record.set_device(resolved, threads)
-    job = Job(config=config, log=log, record=record, device=resolved, threads=threads,
-              seeds=seeds or {}, snakemake=snakemake)
+    job = Job(
+        config=config,
+        log=log,
+        record=record,
+        device=resolved,
+        threads=threads,
+        seeds=seeds or {},
+        snakemake=snakemake,
+    )
     with stack, record:
         yield job
     for ckpt in job.checkpoints:

@@ -19,10 +19,19 @@ def _pyplot():
     return plt
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.6, **kw):
+def new_figure(
+    ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.6, **kw
+):
     plt = _pyplot()
-    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
-                         "savefig.bbox": "tight", "pdf.fonttype": 42})
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "savefig.bbox": "tight",
+            "pdf.fonttype": 42,
+        }
+    )
     return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), **kw)
 
 

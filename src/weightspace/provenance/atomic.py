@@ -125,7 +125,9 @@ def atomic_path(path: str | os.PathLike[str], *, mkdir: bool = True) -> Iterator
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mkdir: bool = True) -> Path:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, mkdir: bool = True
+) -> Path:
     """Write ``data`` to ``path`` atomically; return the path."""
     target = Path(path)
     with atomic_path(target, mkdir=mkdir) as tmp:
@@ -135,7 +137,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mkdir: bool
 
 
 def atomic_write_text(
-    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", mkdir: bool = True
+    path: str | os.PathLike[str],
+    text: str,
+    *,
+    encoding: str = "utf-8",
+    mkdir: bool = True,
 ) -> Path:
     """Write ``text`` to ``path`` atomically (newlines are written as given); return the path."""
     return atomic_write_bytes(path, text.encode(encoding), mkdir=mkdir)
@@ -147,7 +153,9 @@ def _nonfinite(value: float, mode: str, where: str, found: list[str] | None) -> 
     if mode == "null":
         return None
     if mode == "string":
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
     if mode == "keep":
         return value
     raise ValueError(f"non-finite float {value!r} at {where} cannot be written as JSON")
@@ -171,7 +179,9 @@ def to_jsonable(
     ``nonfinite_paths`` when given. Anything else unknown raises ``TypeError``.
     """
     if nonfinite not in _NONFINITE_MODES:
-        raise ValueError(f"nonfinite must be one of {_NONFINITE_MODES}, got {nonfinite!r}")
+        raise ValueError(
+            f"nonfinite must be one of {_NONFINITE_MODES}, got {nonfinite!r}"
+        )
     kw = {"nonfinite": nonfinite, "nonfinite_paths": nonfinite_paths}
 
     if obj is None or isinstance(obj, (bool, str)):
@@ -189,16 +199,22 @@ def to_jsonable(
         for key, value in obj.items():
             skey = key if isinstance(key, str) else str(to_jsonable(key, **kw))
             if skey in out:
-                raise ValueError(f"keys collide after conversion to str at {_where}: {skey!r}")
+                raise ValueError(
+                    f"keys collide after conversion to str at {_where}: {skey!r}"
+                )
             out[skey] = to_jsonable(value, **kw, _where=f"{_where}.{skey}")
         return out
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v, **kw, _where=f"{_where}[{i}]") for i, v in enumerate(obj)]
+        return [
+            to_jsonable(v, **kw, _where=f"{_where}[{i}]") for i, v in enumerate(obj)
+        ]
     if isinstance(obj, (set, frozenset)):
         items = [to_jsonable(v, **kw, _where=f"{_where}[]") for v in obj]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(obj, (bytes, bytearray)):
-        raise TypeError(f"bytes at {_where} are not JSON-serialisable; encode them first")
+        raise TypeError(
+            f"bytes at {_where} are not JSON-serialisable; encode them first"
+        )
     # numpy generic scalars, 0-d arrays and torch scalars expose .item(); arrays/tensors .tolist().
     # Duck-typed so that neither library has to be imported here.
     module = type(obj).__module__.split(".")[0]
@@ -213,7 +229,9 @@ def to_jsonable(
             return str(obj)
         if module == "numpy" and type(obj).__name__.startswith("dtype"):
             return str(obj)
-    raise TypeError(f"object of type {type(obj).__name__} at {_where} is not JSON-serialisable")
+    raise TypeError(
+        f"object of type {type(obj).__name__} at {_where} is not JSON-serialisable"
+    )
 
 
 def atomic_write_json(
@@ -232,7 +250,11 @@ def atomic_write_json(
     """
     data = to_jsonable(obj, nonfinite=nonfinite, nonfinite_paths=nonfinite_paths)
     text = json.dumps(
-        data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=(nonfinite == "keep")
+        data,
+        sort_keys=True,
+        indent=2,
+        ensure_ascii=False,
+        allow_nan=(nonfinite == "keep"),
     )
     return atomic_write_text(path, text + "\n", mkdir=mkdir)
 

@@ -83,14 +83,15 @@ def empirical_ntk(net: BatchedTwoLayer, x: torch.Tensor) -> torch.Tensor:
     gram_x = torch.matmul(x, x.transpose(-1, -2))
     if gram_x.dim() == 2:
         gram_x = gram_x.unsqueeze(0)
-    k = torch.bmm(h, h.transpose(1, 2)) * (net.scale2 ** 2)
-    k = k + torch.bmm(g, g.transpose(1, 2)) * (1.0 + net.scale1 ** 2 * gram_x)
+    k = torch.bmm(h, h.transpose(1, 2)) * (net.scale2**2)
+    k = k + torch.bmm(g, g.transpose(1, 2)) * (1.0 + net.scale1**2 * gram_x)
     return k + 1.0
 
 
 @torch.no_grad()
-def weighted_sq_loss_and_grads(net: BatchedTwoLayer, x: torch.Tensor, y: torch.Tensor,
-                               weights: torch.Tensor):
+def weighted_sq_loss_and_grads(
+    net: BatchedTwoLayer, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor
+):
     """L_p = ½ Σ_j weights_pj (f_p(x_j) − y_j)² (P,), its gradients (like net.parameters()),
     and the activation pattern z > 0 (P, n, m) at which they were taken.
 

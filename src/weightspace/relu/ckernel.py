@@ -44,12 +44,31 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.mc1d_abi_version.restype = ctypes.c_int
     lib.mc1d_abi_version.argtypes = []
     if lib.mc1d_abi_version() != ABI_VERSION:
-        raise CKernelError(f"{path} has calling convention {lib.mc1d_abi_version()}, "
-                           f"expected {ABI_VERSION}; delete it")
+        raise CKernelError(
+            f"{path} has calling convention {lib.mc1d_abi_version()}, "
+            f"expected {ABI_VERSION}; delete it"
+        )
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.mc1d_gd_steps.restype = ctypes.c_int
-    lib.mc1d_gd_steps.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, ptr, i64, i64,
-                                  ptr, ptr, ptr, ctypes.c_int]
+    lib.mc1d_gd_steps.argtypes = [
+        i64,
+        i64,
+        i64,
+        ptr,
+        ptr,
+        ptr,
+        ptr,
+        ptr,
+        i64,
+        i64,
+        ptr,
+        i64,
+        i64,
+        ptr,
+        ptr,
+        ptr,
+        ctypes.c_int,
+    ]
     return lib
 
 
@@ -102,13 +121,31 @@ def addcmul_mode() -> str:
     probes = []
     for n in (1, 3, 67, 1031):  # scalar, tail and vectorised loops
         ones = torch.ones(n, dtype=f64)
-        probes.append(torch.addcmul(ones, torch.full((n,), y, dtype=f64), torch.full((n,), z, dtype=f64),
-                                    value=-1.0))
+        probes.append(
+            torch.addcmul(
+                ones,
+                torch.full((n,), y, dtype=f64),
+                torch.full((n,), z, dtype=f64),
+                value=-1.0,
+            )
+        )
     wide = torch.ones(67, 2, dtype=f64)
-    probes.append(torch.addcmul(wide[:, 0], torch.full((67,), y, dtype=f64),
-                                torch.full((67, 2), z, dtype=f64)[:, 1], value=-1.0))  # strided
-    probes.append(torch.addcmul(torch.ones(9, 6, dtype=f64), torch.full((9, 6), y, dtype=f64),
-                                torch.full((6,), z, dtype=f64), value=-1.0))  # broadcast row
+    probes.append(
+        torch.addcmul(
+            wide[:, 0],
+            torch.full((67,), y, dtype=f64),
+            torch.full((67, 2), z, dtype=f64)[:, 1],
+            value=-1.0,
+        )
+    )  # strided
+    probes.append(
+        torch.addcmul(
+            torch.ones(9, 6, dtype=f64),
+            torch.full((9, 6), y, dtype=f64),
+            torch.full((6,), z, dtype=f64),
+            value=-1.0,
+        )
+    )  # broadcast row
     values = torch.cat([p.flatten() for p in probes])
     fused = values == 2.0**-104
     if bool(fused.all()):
@@ -128,10 +165,14 @@ def _check(name: str, t: torch.Tensor, shape: tuple, contiguous: bool = True) ->
     if tuple(t.shape) != shape:
         raise CKernelError(f"{name} has shape {tuple(t.shape)}, expected {shape}")
     if contiguous and not t.is_contiguous():
-        raise CKernelError(f"{name} must be contiguous (it is updated in place); pass t.contiguous()")
+        raise CKernelError(
+            f"{name} must be contiguous (it is updated in place); pass t.contiguous()"
+        )
 
 
-def _rows(name: str, t: torch.Tensor, n: int, steps: int | None) -> tuple[torch.Tensor, int, int, int]:
+def _rows(
+    name: str, t: torch.Tensor, n: int, steps: int | None
+) -> tuple[torch.Tensor, int, int, int]:
     """(tensor, steps, net stride, step stride) of per-net coefficient rows: (6,), (n, 6) for every
     step, or (n, steps, 6) for one row per step."""
     if not isinstance(t, torch.Tensor):
@@ -150,8 +191,17 @@ def _rows(name: str, t: torch.Tensor, n: int, steps: int | None) -> tuple[torch.
     return t, steps, t.stride(0), step_stride
 
 
-def gd_steps(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor, coef: torch.Tensor,
-             ncy: torch.Tensor, vmax: torch.Tensor, vmin: torch.Tensor, steps: int | None = None) -> None:
+def gd_steps(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    w: torch.Tensor,
+    coef: torch.Tensor,
+    ncy: torch.Tensor,
+    vmax: torch.Tensor,
+    vmin: torch.Tensor,
+    steps: int | None = None,
+) -> None:
     """Full-batch GD steps in place on n nets of width m, as ``_ScatterKernel.gd_step`` would do them.
 
     a, b, w: (n, m), c, vmax, vmin: (n,), contiguous float64 CPU tensors, updated in place. coef and
@@ -159,24 +209,49 @@ def gd_steps(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
     per step. Before every step, max_i |b_i/a_i| is folded into vmax and its negative into vmin.
     """
     if not isinstance(a, torch.Tensor) or a.dim() != 2:
-        raise CKernelError(f"a must be an (n, m) tensor, got {getattr(a, 'shape', type(a).__name__)}")
+        raise CKernelError(
+            f"a must be an (n, m) tensor, got {getattr(a, 'shape', type(a).__name__)}"
+        )
     if steps is not None and int(steps) < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     n, m = a.shape
-    for name, t, shape in (("a", a, (n, m)), ("b", b, (n, m)), ("w", w, (n, m)), ("c", c, (n,)),
-                           ("vmax", vmax, (n,)), ("vmin", vmin, (n,))):
+    for name, t, shape in (
+        ("a", a, (n, m)),
+        ("b", b, (n, m)),
+        ("w", w, (n, m)),
+        ("c", c, (n,)),
+        ("vmax", vmax, (n,)),
+        ("vmin", vmin, (n,)),
+    ):
         _check(name, t, shape)
     coef, k, coef_net, coef_step = _rows("coef", coef, n, steps)
     ncy, _, ncy_net, ncy_step = _rows("ncy", ncy, n, k)
     if n == 0 or m == 0 or k == 0:
         return
     x = _points()
-    rc = library().mc1d_gd_steps(n, m, k, a.data_ptr(), b.data_ptr(), w.data_ptr(), c.data_ptr(),
-                                 coef.data_ptr(), coef_net, coef_step, ncy.data_ptr(), ncy_net, ncy_step,
-                                 x.data_ptr(), vmax.data_ptr(), vmin.data_ptr(),
-                                 0 if addcmul_mode() == "separate" else 1)
+    rc = library().mc1d_gd_steps(
+        n,
+        m,
+        k,
+        a.data_ptr(),
+        b.data_ptr(),
+        w.data_ptr(),
+        c.data_ptr(),
+        coef.data_ptr(),
+        coef_net,
+        coef_step,
+        ncy.data_ptr(),
+        ncy_net,
+        ncy_step,
+        x.data_ptr(),
+        vmax.data_ptr(),
+        vmin.data_ptr(),
+        0 if addcmul_mode() == "separate" else 1,
+    )
     if rc != 0:
-        raise MemoryError(f"the C kernel could not allocate its {4 * m}-byte scratch array")
+        raise MemoryError(
+            f"the C kernel could not allocate its {4 * m}-byte scratch array"
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -59,7 +59,9 @@ def side_data_matrices(weights: torch.Tensor) -> torch.Tensor:
         m11 = p @ (xs * xs)
         m12 = p @ xs
         m22 = p.sum(1)
-        blocks.append(torch.stack([torch.stack([m11, m12], -1), torch.stack([m12, m22], -1)], -2))
+        blocks.append(
+            torch.stack([torch.stack([m11, m12], -1), torch.stack([m12, m22], -1)], -2)
+        )
     return torch.stack(blocks, 1)
 
 
@@ -109,7 +111,9 @@ def side_parameters(sigma: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.stack([wa[:, 0], c + wb[:, 0], wa[:, 1], c + wb[:, 1]], 1)
 
 
-def residual_moments(v: torch.Tensor, weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def residual_moments(
+    v: torch.Tensor, weights: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """û = per side (Σ_j x_j e_j, Σ_j e_j) with e_j = p̂_j (y_j − v_s·(x_j, 1)), (N, 4)."""
     x = points(weights.device, weights.dtype)
     parts = []
@@ -129,7 +133,9 @@ def regression_optimum(weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (torch.linalg.pinv(m, hermitian=True) @ u0.unsqueeze(-1)).squeeze(-1)
 
 
-def per_side_risk(v: torch.Tensor, weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def per_side_risk(
+    v: torch.Tensor, weights: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """½ Σ_j p̂_j (v_s·(x_j, 1) − y_j)² of the per-side affine function v, (N,)."""
     x = points(weights.device, weights.dtype)
     total = torch.zeros(weights.shape[0], device=weights.device, dtype=weights.dtype)
@@ -145,8 +151,9 @@ def _iteration_matrix(sigma: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     return 0.5 * (k + k.transpose(1, 2))
 
 
-def large_step_sizes(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor,
-                     weights: torch.Tensor) -> torch.Tensor:
+def large_step_sizes(
+    a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """h = 1/λ_max(M^{1/2} A^ref M^{1/2}) per network (half the linear stability limit), (N,)."""
     root, _ = data_matrix_roots(weights)
     lam = torch.linalg.eigvalsh(_iteration_matrix(side_gram(a, b, w), root))
@@ -177,9 +184,16 @@ class CriterionResult:
     delta: torch.Tensor  # induction constant, must be ≤ 1/2
 
 
-def sufficient_criterion(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
-                         h: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,
-                         psi_bound: str = "exact") -> CriterionResult:
+def sufficient_criterion(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    w: torch.Tensor,
+    h: torch.Tensor,
+    weights: torch.Tensor,
+    y: torch.Tensor,
+    psi_bound: str = "exact",
+) -> CriterionResult:
     """Batched ``check_convergence`` (§2.5 of the spec) for N networks with step sizes h (N,).
 
     Certified nets provably keep every kink inside (−1, 1) under further GD with step h, hence
@@ -188,7 +202,9 @@ def sufficient_criterion(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: t
     if psi_bound not in ("exact", "original"):
         raise ValueError(f"psi_bound must be 'exact' or 'original', got {psi_bound!r}")
     dtype, device = a.dtype, a.device
-    finite = torch.isfinite(a).all(1) & torch.isfinite(b).all(1) & torch.isfinite(w).all(1)
+    finite = (
+        torch.isfinite(a).all(1) & torch.isfinite(b).all(1) & torch.isfinite(w).all(1)
+    )
     finite &= torch.isfinite(c) & torch.isfinite(h)
     # Zeroed stand-ins keep eigh away from NaNs; such nets are rejected through `finite`.
     a_, b_, w_ = (torch.where(finite.unsqueeze(1), t, 0.0) for t in (a, b, w))
@@ -225,12 +241,19 @@ def sufficient_criterion(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: t
     abs_sigma = sigma.abs()
     k4 = kappa.view(-1, 1, 1, 1)
     sigma_norm = abs_sigma.sum(3).amax(2).view(-1, 2, 1, 1)
-    diff = k4 * (qt @ abs_sigma + abs_sigma @ qt) + 8.0 * k4**2 * torch.exp(4.0 * k4) * sigma_norm
+    diff = (
+        k4 * (qt @ abs_sigma + abs_sigma @ qt)
+        + 8.0 * k4**2 * torch.exp(4.0 * k4) * sigma_norm
+    )
     # Proposition 5.33: from Σ to A^ref, then to the induction constant δ.
     gw = diff[:, :, 2, 2].amax(1)
     gab = (diff[:, :, 0, 0] + diff[:, :, 0, 1] + diff[:, :, 1, 1]).amax(1)
-    gwab = kappa * (abs_sigma[:, :, 2, 0] + abs_sigma[:, :, 2, 1]
-                    + diff[:, :, 2, 0] + diff[:, :, 2, 1]).amax(1)
+    gwab = kappa * (
+        abs_sigma[:, :, 2, 0]
+        + abs_sigma[:, :, 2, 1]
+        + diff[:, :, 2, 0]
+        + diff[:, :, 2, 1]
+    ).amax(1)
     delta = s_bound * norm_root**2 * (gw + gab + gwab)
 
     # Per neuron: future |Δa|, |Δb| ≤ κ|w| + 2κ²e^{2κ} max(|a|, |b|, |w|).
@@ -258,8 +281,22 @@ def expected_step_times_width() -> float:
 
 
 __all__ = [
-    "POINTS", "LABELS", "CriterionResult", "a_degenerate", "data_matrix_roots", "expected_step_times_width",
-    "labels", "large_step_sizes", "per_side_risk", "points", "reference_matrix", "regression_optimum",
-    "residual_moments", "side_data_matrices", "side_gram", "side_parameters", "sufficient_criterion",
+    "POINTS",
+    "LABELS",
+    "CriterionResult",
+    "a_degenerate",
+    "data_matrix_roots",
+    "expected_step_times_width",
+    "labels",
+    "large_step_sizes",
+    "per_side_risk",
+    "points",
+    "reference_matrix",
+    "regression_optimum",
+    "residual_moments",
+    "side_data_matrices",
+    "side_gram",
+    "side_parameters",
+    "sufficient_criterion",
     "x_degenerate",
 ]

@@ -31,7 +31,9 @@ RAD_RADIUS = math.sqrt(3.0)
 def star_dataset(rays: int = 11, delta: float = 0.1, dtype=torch.float64):
     """(x (3k, 2), y (3k,)): ray i holds radii 1 − δ, 1, 1 + δ (in this order) at angle 2πi/k."""
     if rays < 1 or not 0.0 < delta < 1.0:
-        raise ValueError(f"need rays >= 1 and 0 < delta < 1, got rays={rays}, delta={delta}")
+        raise ValueError(
+            f"need rays >= 1 and 0 < delta < 1, got rays={rays}, delta={delta}"
+        )
     angles = 2.0 * math.pi * torch.arange(rays, dtype=torch.float64) / rays
     dirs = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # (k, 2)
     radii = torch.tensor([1.0 - delta, 1.0, 1.0 + delta], dtype=torch.float64)
@@ -67,16 +69,19 @@ class Distribution:
         """RMSE of the true regression function (the label noise level)."""
         return self.noise_std
 
-    def sample(self, n_sets: int, n_samples: int, rng: np.random.Generator,
-               dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, n_sets: int, n_samples: int, rng: np.random.Generator, dtype=torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """n_sets independent data sets: X (n_sets, n, d), y (n_sets, n)."""
         shape = (n_sets, n_samples)
         if self.kind == "ex":
             sign = rng.integers(0, 2, size=shape) * 2 - 1
             x = sign * rng.beta(_BETA_A, _BETA_B, size=shape) / _BETA_RMS
             y = ex_target(x) + rng.standard_normal(shape) * self.noise_std
-            return (torch.as_tensor(x[..., None], dtype=dtype),
-                    torch.as_tensor(y, dtype=dtype))
+            return (
+                torch.as_tensor(x[..., None], dtype=dtype),
+                torch.as_tensor(y, dtype=dtype),
+            )
         # float32 normals keep the d = 64 training sets (100 × 16384 × 64) at a few hundred MB.
         normal = rng.standard_normal((*shape, self.dim), dtype=np.float32)
         u = rng.random(shape)
@@ -93,5 +98,6 @@ def get_distribution(name: str) -> Distribution:
     match = re.fullmatch(r"rad-distr-(\d+)", name)
     if match and int(match.group(1)) >= 1:
         return Distribution("rad", int(match.group(1)))
-    raise ValueError(f"unknown distribution {name!r}; "
-                     "use 'ex-distr' or 'rad-distr-<d>' with d >= 1")
+    raise ValueError(
+        f"unknown distribution {name!r}; use 'ex-distr' or 'rad-distr-<d>' with d >= 1"
+    )

@@ -36,10 +36,12 @@ def he_init_1d(width: int, seed: int, *keys) -> BatchedTwoLayer:
     rng = numpy_rng(seed, "relu-examples", "init", width, *keys)
     a = np.sqrt(2.0) * rng.standard_normal(width)
     w = np.sqrt(2.0 / width) * rng.standard_normal(width)
-    return BatchedTwoLayer(torch.tensor(a, dtype=F64).view(1, 1, width),
-                           torch.zeros(1, width, dtype=F64),
-                           torch.tensor(w, dtype=F64).view(1, width),
-                           torch.zeros(1, dtype=F64))
+    return BatchedTwoLayer(
+        torch.tensor(a, dtype=F64).view(1, 1, width),
+        torch.zeros(1, width, dtype=F64),
+        torch.tensor(w, dtype=F64).view(1, width),
+        torch.zeros(1, dtype=F64),
+    )
 
 
 def kinks(net: BatchedTwoLayer) -> np.ndarray:
@@ -79,8 +81,9 @@ def remove_side_intercepts(x, y) -> np.ndarray:
 
 def fancy_dataset(n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``get_fancy_dataset4``: n ex-distr samples (with label noise), per-side intercepts removed."""
-    x, y = get_distribution("ex-distr").sample(1, n_samples, numpy_rng(seed, "relu-examples",
-                                                                      "fancy"), dtype=F64)
+    x, y = get_distribution("ex-distr").sample(
+        1, n_samples, numpy_rng(seed, "relu-examples", "fancy"), dtype=F64
+    )
     x, y = x[0, :, 0].numpy(), y[0].numpy()
     return x, remove_side_intercepts(x, y)
 
@@ -92,13 +95,25 @@ def equidistant_kinks(x, width: int) -> np.ndarray:
     if width % 2:
         raise ValueError(f"equidistant kinks need an even width, got {width}")
     half = width // 2
-    return np.concatenate([np.linspace(x.min(), x[x < 0].max(), half),
-                           np.linspace(x[x > 0].min(), x.max(), half)])
+    return np.concatenate(
+        [
+            np.linspace(x.min(), x[x < 0].max(), half),
+            np.linspace(x[x > 0].min(), x.max(), half),
+        ]
+    )
 
 
-def train_full_batch(net: BatchedTwoLayer, x, y, lr: float, steps: int, optimizer: str = "gd",
-                     record_every: int = 100, keep_at=(),
-                     progress: Callable[[dict], None] | None = None) -> dict:
+def train_full_batch(
+    net: BatchedTwoLayer,
+    x,
+    y,
+    lr: float,
+    steps: int,
+    optimizer: str = "gd",
+    record_every: int = 100,
+    keep_at=(),
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
     """Train ``net`` in place on L = ½ mean (f − y)² with full-batch GD or Adam (torch.optim's
     rule). Records, at step 0, every ``record_every`` steps and at the end: the step, the loss
     and the kinks; at the steps in ``keep_at`` also a copy of the net. Returns {"step": (S,),
@@ -112,7 +127,7 @@ def train_full_batch(net: BatchedTwoLayer, x, y, lr: float, steps: int, optimize
     flat = torch.cat([p.detach().flatten() for p in params])
     views, start = [], 0
     for p in params:
-        views.append(flat[start:start + p.numel()].view_as(p))
+        views.append(flat[start : start + p.numel()].view_as(p))
         start += p.numel()
     net.w1, net.b1, net.w2, net.b2 = views
     opt = BatchedOptimizer(optimizer, [flat], torch.tensor([float(lr)], dtype=F64))
@@ -127,34 +142,68 @@ def train_full_batch(net: BatchedTwoLayer, x, y, lr: float, steps: int, optimize
             if progress is not None and step % (record_every * 50) == 0:
                 progress({"step": step, "steps": steps, "loss": float(loss[0])})
         if step in keep or step == steps:
-            record["nets"][step] = BatchedTwoLayer(*(t.clone() for t in net.parameters()))
+            record["nets"][step] = BatchedTwoLayer(
+                *(t.clone() for t in net.parameters())
+            )
         if step < steps:
             opt.step([torch.cat([g.flatten() for g in grads])])
-    return {"step": np.asarray(record["step"]), "loss": np.asarray(record["loss"]),
-            "kinks": np.stack(record["kinks"]), "nets": record["nets"]}
+    return {
+        "step": np.asarray(record["step"]),
+        "loss": np.asarray(record["loss"]),
+        "kinks": np.stack(record["kinks"]),
+        "nets": record["nets"],
+    }
 
 
-def six_point_trace(width: int, lr: float, epochs: int, snapshot_every: int, seed: int,
-                    snapshot_epochs=(0, 1000), progress=None) -> dict:
+def six_point_trace(
+    width: int,
+    lr: float,
+    epochs: int,
+    snapshot_every: int,
+    seed: int,
+    snapshot_epochs=(0, 1000),
+    progress=None,
+) -> dict:
     """``plot_examples.plot_loss``: the loss, kinks and function snapshots of one He net trained
     by GD on the six points. ``snapshots`` holds, for the epochs in ``snapshot_epochs`` (those
     within the run) and the last epoch, the function at the kinks and at ±3 (it is piecewise
     linear, so these points draw it exactly)."""
     x, y = np.asarray(POINTS), np.asarray(LABELS)
     net = he_init_1d(width, seed, "six-point")
-    trace = train_full_batch(net, x, y, lr, epochs, "gd", snapshot_every,
-                             keep_at=[e for e in snapshot_epochs if e <= epochs],
-                             progress=progress)
+    trace = train_full_batch(
+        net,
+        x,
+        y,
+        lr,
+        epochs,
+        "gd",
+        snapshot_every,
+        keep_at=[e for e in snapshot_epochs if e <= epochs],
+        progress=progress,
+    )
     snapshots = {}
     for epoch, kept in sorted(trace.pop("nets").items()):
         xs = np.sort(np.concatenate([[-3.0, 3.0], kinks(kept)]))
         snapshots[epoch] = {"x": xs, "f": outputs(kept, xs), "kinks": kinks(kept)}
-    return {"x": x, "y": y, "linear_loss": per_side_linear_loss(x, y), **trace,
-            "snapshots": snapshots}
+    return {
+        "x": x,
+        "y": y,
+        "linear_loss": per_side_linear_loss(x, y),
+        **trace,
+        "snapshots": snapshots,
+    }
 
 
-def reference_pair(width: int, n_samples: int, lr: float, steps: int, record_every: int,
-                   seed: int, grid=None, progress=None) -> dict:
+def reference_pair(
+    width: int,
+    n_samples: int,
+    lr: float,
+    steps: int,
+    record_every: int,
+    seed: int,
+    grid=None,
+    progress=None,
+) -> dict:
     """The Adam "good" net with equidistant kinks and the same He weights trained by GD from
     zero biases, on ``fancy_dataset``; their losses, final kinks and functions on ``grid``."""
     x, y = fancy_dataset(n_samples, seed)
@@ -163,9 +212,13 @@ def reference_pair(width: int, n_samples: int, lr: float, steps: int, record_eve
     for name, optimizer in (("gd_zero_bias", "gd"), ("adam_equidistant", "adam")):
         net = he_init_1d(width, seed, "reference")
         if name == "adam_equidistant":
-            net.b1 = -torch.as_tensor(equidistant_kinks(x, width)).view(1, -1) * net.w1[:, 0, :]
-        trace = train_full_batch(net, x, y, lr, steps, optimizer, record_every,
-                                 progress=progress)
+            net.b1 = (
+                -torch.as_tensor(equidistant_kinks(x, width)).view(1, -1)
+                * net.w1[:, 0, :]
+            )
+        trace = train_full_batch(
+            net, x, y, lr, steps, optimizer, record_every, progress=progress
+        )
         trace.pop("nets")
         out[name] = {**trace, "f": outputs(net, grid), "final_kinks": kinks(net)}
     return out
@@ -196,7 +249,9 @@ def per_side_nonlinearity(x, f) -> float:
 def _label(setting: dict) -> str:
     from weightspace.relu.setups_summary import setting_label
 
-    return setting_label(setting["parameterisation"], setting["optimizer"], setting["bias_init"])
+    return setting_label(
+        setting["parameterisation"], setting["optimizer"], setting["bias_init"]
+    )
 
 
 def plot_rows(doc: dict) -> list[dict]:
@@ -204,8 +259,10 @@ def plot_rows(doc: dict) -> list[dict]:
     rows = []
 
     def add(panel, series, xs, ys):
-        rows.extend({"panel": panel, "series": series, "x": float(a), "y": float(b)}
-                    for a, b in zip(xs, ys))
+        rows.extend(
+            {"panel": panel, "series": series, "x": float(a), "y": float(b)}
+            for a, b in zip(xs, ys)
+        )
 
     a = doc["retrained"]
     add("a", "training data", a["data_x"], a["data_y"])
@@ -213,7 +270,12 @@ def plot_rows(doc: dict) -> list[dict]:
     for net in a["nets"]:
         add("a", _label(net["setting"]), a["grid"], net["f"])
     t = doc["trace"]
-    add("b_loss", "loss - linear loss", t["step"], [v - t["linear_loss"] for v in t["loss"]])
+    add(
+        "b_loss",
+        "loss - linear loss",
+        t["step"],
+        [v - t["linear_loss"] for v in t["loss"]],
+    )
     add("b_function", "data", t["x"], t["y"])
     for epoch, snap in t["snapshots"].items():
         add("b_function", f"epoch {epoch}", snap["x"], snap["f"])
@@ -232,43 +294,70 @@ def claims(doc: dict) -> list[dict]:
     t = doc["trace"]
     excess = t["loss"][-1] - t["linear_loss"]
     max_kink = float(np.max(np.abs(t["kinks"])))
-    out.append({
-        "claim": f"an m = {len(t['kinks'][0])} He net trained by GD on the six points stays "
-                 "trapped: no kink reaches a data point and the loss tends to the per-side "
-                 "linear loss 1.0",
-        "published": "plot_examples.py: loss - 1.0 decays towards 0 while the kinks stay near 0",
-        "reproduced": f"max |kink| {max_kink:.3g} (data at |x| >= 1); loss - 1.0 = {excess:.2e} "
-                      f"after {t['step'][-1]:,} epochs",
-        "holds": bool(max_kink < 1.0 and 0.0 <= excess < 1e-3),
-    })
+    out.append(
+        {
+            "claim": f"an m = {len(t['kinks'][0])} He net trained by GD on the six points stays "
+            "trapped: no kink reaches a data point and the loss tends to the per-side "
+            "linear loss 1.0",
+            "published": "plot_examples.py: loss - 1.0 decays towards 0 while the kinks stay near 0",
+            "reproduced": f"max |kink| {max_kink:.3g} (data at |x| >= 1); loss - 1.0 = {excess:.2e} "
+            f"after {t['step'][-1]:,} epochs",
+            "holds": bool(max_kink < 1.0 and 0.0 <= excess < 1e-3),
+        }
+    )
     r = doc["reference"]
-    lin, gd, adam = r["linear_loss"], r["gd_zero_bias"]["loss"][-1], r["adam_equidistant"]["loss"][-1]
-    out.append({
-        "claim": "on ex-distr data (intercepts removed) Adam with equidistant kinks beats the "
-                 "per-side linear loss, GD from zero biases does not",
-        "published": "show_training.py: the Adam reference net with equidistant kinks fits the "
-                     "data; nets with kinks at 0 stay at per-side lines",
-        "reproduced": f"per-side linear loss {lin:.4f}; GD zero bias {gd:.4f}; Adam equidistant "
-                      f"{adam:.4f} after {r['gd_zero_bias']['step'][-1]:,} steps",
-        "holds": bool(adam < 0.9 * lin and abs(gd - lin) <= 0.01 * lin),
-    })
+    lin, gd, adam = (
+        r["linear_loss"],
+        r["gd_zero_bias"]["loss"][-1],
+        r["adam_equidistant"]["loss"][-1],
+    )
+    out.append(
+        {
+            "claim": "on ex-distr data (intercepts removed) Adam with equidistant kinks beats the "
+            "per-side linear loss, GD from zero biases does not",
+            "published": "show_training.py: the Adam reference net with equidistant kinks fits the "
+            "data; nets with kinks at 0 stay at per-side lines",
+            "reproduced": f"per-side linear loss {lin:.4f}; GD zero bias {gd:.4f}; Adam equidistant "
+            f"{adam:.4f} after {r['gd_zero_bias']['step'][-1]:,} steps",
+            "holds": bool(adam < 0.9 * lin and abs(gd - lin) <= 0.01 * lin),
+        }
+    )
     nets = doc["retrained"]["nets"]
-    zero = [n for n in nets if n["setting"] == {"parameterisation": "kaiming", "optimizer": "gd",
-                                                 "bias_init": "zero"}]
+    zero = [
+        n
+        for n in nets
+        if n["setting"]
+        == {"parameterisation": "kaiming", "optimizer": "gd", "bias_init": "zero"}
+    ]
     if zero and len(nets) > 1:
-        text = "; ".join(f"{_label(n['setting'])}: nonlinearity {n['nonlinearity']:.3f}, valid "
-                         f"RMSE {n['valid_rmse']:.3f}" for n in nets)
-        published = "nn_ex.pdf: the He/SGD/Zero net is (nearly) affine on each side, the " \
-                    "kink-aware inits and Adam fit the oscillations"
-        out.append({
-            "claim": "the median He/SGD/Zero net on ex-distr is the closest to per-side affine "
-                     "(RMS deviation from its per-side lines)",
-            "published": published, "reproduced": text,
-            "holds": bool(zero[0]["nonlinearity"] == min(n["nonlinearity"] for n in nets)),
-        })
-        out.append({
-            "claim": "the median He/SGD/Zero net on ex-distr has the largest validation RMSE",
-            "published": published, "reproduced": text,
-            "holds": bool(zero[0]["valid_rmse"] == max(n["valid_rmse"] for n in nets)),
-        })
+        text = "; ".join(
+            f"{_label(n['setting'])}: nonlinearity {n['nonlinearity']:.3f}, valid "
+            f"RMSE {n['valid_rmse']:.3f}"
+            for n in nets
+        )
+        published = (
+            "nn_ex.pdf: the He/SGD/Zero net is (nearly) affine on each side, the "
+            "kink-aware inits and Adam fit the oscillations"
+        )
+        out.append(
+            {
+                "claim": "the median He/SGD/Zero net on ex-distr is the closest to per-side affine "
+                "(RMS deviation from its per-side lines)",
+                "published": published,
+                "reproduced": text,
+                "holds": bool(
+                    zero[0]["nonlinearity"] == min(n["nonlinearity"] for n in nets)
+                ),
+            }
+        )
+        out.append(
+            {
+                "claim": "the median He/SGD/Zero net on ex-distr has the largest validation RMSE",
+                "published": published,
+                "reproduced": text,
+                "holds": bool(
+                    zero[0]["valid_rmse"] == max(n["valid_rmse"] for n in nets)
+                ),
+            }
+        )
     return out

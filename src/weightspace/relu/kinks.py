@@ -27,7 +27,9 @@ def sample_kink_distances(dim: int, n: int, generator: torch.Generator) -> torch
     block = max(1, 2**22 // dim)
     for start in range(0, n, block):
         rows = min(block, n - start)
-        w = torch.randn(rows, dim, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / dim)
+        w = torch.randn(
+            rows, dim, generator=generator, dtype=torch.float64
+        ) * math.sqrt(2.0 / dim)
         w_norm[start : start + rows] = torch.linalg.vector_norm(w, dim=1)
     return b / w_norm
 
@@ -35,7 +37,9 @@ def sample_kink_distances(dim: int, n: int, generator: torch.Generator) -> torch
 def empirical_cdf(samples: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Fraction of samples <= each grid point."""
     sorted_samples, _ = torch.sort(samples)
-    return torch.searchsorted(sorted_samples, grid, right=True).to(torch.float64) / len(samples)
+    return torch.searchsorted(sorted_samples, grid, right=True).to(torch.float64) / len(
+        samples
+    )
 
 
 def uniform_limit_cdf(grid: torch.Tensor) -> torch.Tensor:
@@ -51,8 +55,9 @@ def exact_cdf(t: float, dim: int) -> float:
     chi = stats.chi(dim)
     # min(1, t·s·r/√6) saturates at r* = √6/(t·s); split the integral there.
     r_star = BIAS_HIGH / (t * scale)
-    part, _ = integrate.quad(lambda r: (t * scale * r / BIAS_HIGH) * chi.pdf(r), 0.0, r_star,
-                             limit=200)
+    part, _ = integrate.quad(
+        lambda r: (t * scale * r / BIAS_HIGH) * chi.pdf(r), 0.0, r_star, limit=200
+    )
     return float(part + chi.sf(r_star))
 
 
@@ -106,10 +111,12 @@ def claims(summary: dict) -> list[dict]:
     # Curves are independent samples: allow each step the sampling band of two curves.
     slack = 2 * summary["dkw_epsilon"]
     holds = is_nonincreasing(ks, slack) and ks[-1] < ks[0]
-    return [{
-        "claim": "the kink distance approaches U(0, sqrt 3) as d grows",
-        "published": "kink distances ~ U(0, sqrt 3) for large d (spec, Section 5)",
-        "reproduced": f"KS distance to U(0, sqrt 3): {ks[0]:.3f} at d={dims[0]} "
-                      f"-> {ks[-1]:.3f} at d={dims[-1]}",
-        "holds": bool(holds),
-    }]
+    return [
+        {
+            "claim": "the kink distance approaches U(0, sqrt 3) as d grows",
+            "published": "kink distances ~ U(0, sqrt 3) for large d (spec, Section 5)",
+            "reproduced": f"KS distance to U(0, sqrt 3): {ks[0]:.3f} at d={dims[0]} "
+            f"-> {ks[-1]:.3f} at d={dims[-1]}",
+            "holds": bool(holds),
+        }
+    ]

@@ -52,9 +52,19 @@ def combine_chunks(
     for (variant, offset, width), counts in sorted(totals.items()):
         p, lo, hi = estimate_crossing_probability({k: counts[k] for k in STATUS_NAMES})
         runs = sum(counts[name] for name in STATUS_NAMES)
-        rows.append({"variant": variant, "offset": offset, "width": width, "runs": runs, **counts,
-                     "p_cross": p, "wilson_low": lo, "wilson_high": hi,
-                     "reference_2_over_sqrt_m": 2.0 / math.sqrt(width)})
+        rows.append(
+            {
+                "variant": variant,
+                "offset": offset,
+                "width": width,
+                "runs": runs,
+                **counts,
+                "p_cross": p,
+                "wilson_low": lo,
+                "wilson_high": hi,
+                "reference_2_over_sqrt_m": 2.0 / math.sqrt(width),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -65,22 +75,35 @@ def claims(summary: pd.DataFrame, main_variant: str) -> list[dict]:
     main = summary[summary["variant"] == main_variant]
     for offset, rows in main.groupby("offset"):
         rows = rows.sort_values("width")
-        p, lo, hi = rows["p_cross"].to_numpy(), rows["wilson_low"].to_numpy(), rows["wilson_high"].to_numpy()
-        decreasing = bool(all(lo[i + 1] <= hi[i] for i in range(len(p) - 1)) and p[-1] < p[0])
+        p, lo, hi = (
+            rows["p_cross"].to_numpy(),
+            rows["wilson_low"].to_numpy(),
+            rows["wilson_high"].to_numpy(),
+        )
+        decreasing = bool(
+            all(lo[i + 1] <= hi[i] for i in range(len(p) - 1)) and p[-1] < p[0]
+        )
         below = bool((lo <= rows["reference_2_over_sqrt_m"].to_numpy()).all())
         widths = rows["width"].tolist()
-        values = ", ".join(f"m={m}: {v:.3f} [{a:.3f}, {b:.3f}]" for m, v, a, b in zip(widths, p, lo, hi))
-        out.append({
-            "claim": f"p_cross decreases with width ({main_variant}, offset {offset:g})",
-            "published": "escape probability decays roughly like m^-1/2 (spec Section 2.7)",
-            "reproduced": values,
-            "holds": decreasing,
-        })
-        out.append({
-            "claim": f"p_cross at or below 2 m^-1/2 ({main_variant}, offset {offset:g})",
-            "published": "close to or below 2 m^-1/2: "
-                         + ", ".join(f"{2 / math.sqrt(m):.3f}" for m in widths),
-            "reproduced": values,
-            "holds": below,
-        })
+        values = ", ".join(
+            f"m={m}: {v:.3f} [{a:.3f}, {b:.3f}]"
+            for m, v, a, b in zip(widths, p, lo, hi)
+        )
+        out.append(
+            {
+                "claim": f"p_cross decreases with width ({main_variant}, offset {offset:g})",
+                "published": "escape probability decays roughly like m^-1/2 (spec Section 2.7)",
+                "reproduced": values,
+                "holds": decreasing,
+            }
+        )
+        out.append(
+            {
+                "claim": f"p_cross at or below 2 m^-1/2 ({main_variant}, offset {offset:g})",
+                "published": "close to or below 2 m^-1/2: "
+                + ", ".join(f"{2 / math.sqrt(m):.3f}" for m in widths),
+                "reproduced": values,
+                "holds": below,
+            }
+        )
     return out

@@ -31,15 +31,33 @@ import numpy as np
 import torch
 
 from weightspace.data.seeds import numpy_rng, torch_generator
-from weightspace.relu.batched import BatchedTwoLayer, empirical_ntk, weighted_sq_loss_and_grads
+from weightspace.relu.batched import (
+    BatchedTwoLayer,
+    empirical_ntk,
+    weighted_sq_loss_and_grads,
+)
 from weightspace.relu.distributions import star_dataset
 from weightspace.relu.shared import DTYPES, ConfigBase, choice, positive, torch_dtype
 from weightspace.relu.star_summary import StarResult, star_fractions  # noqa: F401 (re-exported)
 
 MSE_MARGIN = 0.999999
-_STATE_KEYS = ("x", "y", "w1", "b1", "w2", "b2", "sample_weights", "step", "step_factor",
-               "lin_threshold", "init_pattern", "kink_first_crossed", "mse_first_crossed",
-               "epoch", "loss")
+_STATE_KEYS = (
+    "x",
+    "y",
+    "w1",
+    "b1",
+    "w2",
+    "b2",
+    "sample_weights",
+    "step",
+    "step_factor",
+    "lin_threshold",
+    "init_pattern",
+    "kink_first_crossed",
+    "mse_first_crossed",
+    "epoch",
+    "loss",
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,9 @@ class StarConfig(ConfigBase):
     rays: int = 11
     delta: float = 0.1
     n_samples: int | None = None  # virtual sample size; None means width²
-    star_double_step: bool = False  # reproduce the original's update applied twice per epoch
+    star_double_step: bool = (
+        False  # reproduce the original's update applied twice per epoch
+    )
     dtype: str = choice("float32", DTYPES)  # the original trains in float32
 
     def __post_init__(self):
@@ -59,7 +79,7 @@ class StarConfig(ConfigBase):
 
     @property
     def samples(self) -> int:
-        return self.width ** 2 if self.n_samples is None else int(self.n_samples)
+        return self.width**2 if self.n_samples is None else int(self.n_samples)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +100,9 @@ def ray_groups(x: torch.Tensor, tol: float = 1e-5) -> list[list[int]]:
     return groups
 
 
-def lin_thresholds(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def lin_thresholds(
+    x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """½ Σ_rays min_{α,β} Σ_{j∈ray} p̂_j (y_j − α − β‖x_j‖)² per net (P,), in float64.
 
     Groups of at most two points are fitted exactly and contribute 0. The weighted fit has the
@@ -104,8 +126,11 @@ def lin_thresholds(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> t
         s_rr = (wg * (rg - r_bar) ** 2).sum(1)
         s_ry = (wg * (rg - r_bar) * (yg - y_bar)).sum(1)
         s_yy = (wg * (yg - y_bar) ** 2).sum(1)
-        resid = torch.where(s_rr > 0, s_yy - s_ry ** 2 / torch.where(s_rr > 0, s_rr, 1.0),
-                            torch.zeros_like(s_yy))
+        resid = torch.where(
+            s_rr > 0,
+            s_yy - s_ry**2 / torch.where(s_rr > 0, s_rr, 1.0),
+            torch.zeros_like(s_yy),
+        )
         total += resid.clamp_min(0.0)
     return 0.5 * total
 
@@ -118,16 +143,23 @@ def _net(state: Mapping) -> BatchedTwoLayer:
     return BatchedTwoLayer(state["w1"], state["b1"], state["w2"], state["b2"])
 
 
-def max_ntk_eigenvalues(net: BatchedTwoLayer, x: torch.Tensor, weights: torch.Tensor,
-                        chunk_elements: int = 2 ** 24) -> torch.Tensor:
+def max_ntk_eigenvalues(
+    net: BatchedTwoLayer,
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    chunk_elements: int = 2**24,
+) -> torch.Tensor:
     """λ_max(D^{1/2} J Jᵀ D^{1/2}) per net (P,), computed in float64 in chunks of nets."""
     p, m = net.n_nets, net.width
     chunk = max(1, chunk_elements // (x.shape[0] * m))
     out = []
     for start in range(0, p, chunk):
         sl = slice(start, start + chunk)
-        sub = BatchedTwoLayer(*(t[sl].to(torch.float64) for t in net.parameters()),
-                              scale1=net.scale1, scale2=net.scale2)
+        sub = BatchedTwoLayer(
+            *(t[sl].to(torch.float64) for t in net.parameters()),
+            scale1=net.scale1,
+            scale2=net.scale2,
+        )
         k = empirical_ntk(sub, x.to(torch.float64))
         s = weights[sl].to(torch.float64).sqrt()
         k = k * s.unsqueeze(2) * s.unsqueeze(1)
@@ -145,22 +177,34 @@ def init_star_state(config: StarConfig, seed: int, device="cpu") -> dict:
     x, y = star_dataset(config.rays, config.delta)
     n_points, p, m = x.shape[0], config.n_nets, config.width
     counts = numpy_rng(seed, "star", "sample-weights").multinomial(
-        config.samples, np.full(n_points, 1.0 / n_points), size=p)
+        config.samples, np.full(n_points, 1.0 / n_points), size=p
+    )
     weights = torch.as_tensor(counts / config.samples, dtype=torch.float64)
     gen = torch_generator(seed, "star", "init")
     w1 = torch.randn(p, 2, m, generator=gen, dtype=torch.float64) * np.sqrt(2.0 / 2)
     w2 = torch.randn(p, m, generator=gen, dtype=torch.float64) * np.sqrt(2.0 / m)
-    params = [w1, torch.zeros(p, m, dtype=torch.float64), w2, torch.zeros(p, dtype=torch.float64)]
+    params = [
+        w1,
+        torch.zeros(p, m, dtype=torch.float64),
+        w2,
+        torch.zeros(p, dtype=torch.float64),
+    ]
     params = [t.to(dtype) for t in params]
     net = BatchedTwoLayer(*params)
     # λ_max from the weights actually trained (after the cast), so h matches the run's network.
     step = 1.0 / max_ntk_eigenvalues(net, x, weights)
     state = {
-        "x": x.to(dtype), "y": y.to(dtype),
-        "w1": params[0], "b1": params[1], "w2": params[2], "b2": params[3],
+        "x": x.to(dtype),
+        "y": y.to(dtype),
+        "w1": params[0],
+        "b1": params[1],
+        "w2": params[2],
+        "b2": params[3],
         "sample_weights": weights.to(dtype),
         "step": step,
-        "step_factor": torch.tensor(2.0 if config.star_double_step else 1.0, dtype=torch.float64),
+        "step_factor": torch.tensor(
+            2.0 if config.star_double_step else 1.0, dtype=torch.float64
+        ),
         "lin_threshold": lin_thresholds(x, y, weights),
         "init_pattern": net.preactivations(x.to(dtype)) > 0,
         "kink_first_crossed": torch.full((p,), -1, dtype=torch.int64),
@@ -187,7 +231,9 @@ def effective_step(state: Mapping) -> torch.Tensor:
 def _record(state: dict, epoch: int, loss: torch.Tensor, active: torch.Tensor) -> None:
     # XOR of the patterns as bytes, max over points and neurons: the same as (active != init)
     # .any(), several times faster on CPU than comparing bool tensors.
-    flips = torch.bitwise_xor(active.view(torch.uint8), state["init_pattern"].view(torch.uint8))
+    flips = torch.bitwise_xor(
+        active.view(torch.uint8), state["init_pattern"].view(torch.uint8)
+    )
     changed = flips.flatten(1).amax(1).bool()
     kink = state["kink_first_crossed"]
     kink.copy_(torch.where((kink < 0) & changed, epoch, kink))
@@ -197,8 +243,13 @@ def _record(state: dict, epoch: int, loss: torch.Tensor, active: torch.Tensor) -
     state["loss"].copy_(loss)
 
 
-def train_star(state: dict, until_epoch: int, *, stage_epochs: int | None = None,
-               progress: Callable[[dict], None] | None = None) -> dict:
+def train_star(
+    state: dict,
+    until_epoch: int,
+    *,
+    stage_epochs: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
     """Train every net in ``state`` (in place) until ``until_epoch`` updates have been made.
 
     Events are recorded before each update and once more at the end, so they cover epochs
@@ -208,7 +259,9 @@ def train_star(state: dict, until_epoch: int, *, stage_epochs: int | None = None
     """
     start = int(state["epoch"])
     if until_epoch < start:
-        raise ValueError(f"state is already at epoch {start}, cannot train until {until_epoch}")
+        raise ValueError(
+            f"state is already at epoch {start}, cannot train until {until_epoch}"
+        )
     net = _net(state)
     x, y, weights = state["x"], state["y"], state["sample_weights"]
     neg_h = -effective_step(state).to(state["w1"].dtype)
@@ -243,8 +296,12 @@ def stage_summary(state: Mapping) -> dict:
         "epoch": int(state["epoch"]),
         "mean_loss": float(state["loss"].mean()),
         "loss_over_threshold_min_median_max": q,
-        "fraction_kink_crossed": float((state["kink_first_crossed"] >= 0).double().mean()),
-        "fraction_mse_crossed": float((state["mse_first_crossed"] >= 0).double().mean()),
+        "fraction_kink_crossed": float(
+            (state["kink_first_crossed"] >= 0).double().mean()
+        ),
+        "fraction_mse_crossed": float(
+            (state["mse_first_crossed"] >= 0).double().mean()
+        ),
     }
 
 

@@ -44,8 +44,9 @@ class StarResult:
         return int((self.mse_first_crossed >= 0).sum())
 
 
-
-def star_fractions(results: Iterable[StarResult], z: float = 1.959963984540054) -> list[dict]:
+def star_fractions(
+    results: Iterable[StarResult], z: float = 1.959963984540054
+) -> list[dict]:
     """Per width, the fraction of nets with a kink crossing and with MSE below the threshold.
 
     Results of equal width (e.g. m = 8192 run as 2 × 500 nets) are pooled, i.e. weighted by their
@@ -62,31 +63,58 @@ def star_fractions(results: Iterable[StarResult], z: float = 1.959963984540054) 
         n, kink, mse = pooled[width]
         k_lo, k_hi = wilson_interval(kink, n, z)
         m_lo, m_hi = wilson_interval(mse, n, z)
-        rows.append({"width": width, "n_nets": n,
-                     "fraction_kink_crossed": kink / n, "kink_low": k_lo, "kink_high": k_hi,
-                     "fraction_mse_crossed": mse / n, "mse_low": m_lo, "mse_high": m_hi})
+        rows.append(
+            {
+                "width": width,
+                "n_nets": n,
+                "fraction_kink_crossed": kink / n,
+                "kink_low": k_lo,
+                "kink_high": k_hi,
+                "fraction_mse_crossed": mse / n,
+                "mse_low": m_lo,
+                "mse_high": m_hi,
+            }
+        )
     return rows
 
 
-_ARRAYS = ("kink_first_crossed", "mse_first_crossed", "final_loss", "lin_threshold", "step")
+_ARRAYS = (
+    "kink_first_crossed",
+    "mse_first_crossed",
+    "final_loss",
+    "lin_threshold",
+    "step",
+)
 
 
 def result_to_dict(result: StarResult) -> dict:
     """JSON-ready form of a StarResult (lists instead of arrays)."""
-    out = {"width": int(result.width), "epoch": int(result.epoch),
-           "step_factor": float(result.step_factor)}
+    out = {
+        "width": int(result.width),
+        "epoch": int(result.epoch),
+        "step_factor": float(result.step_factor),
+    }
     for name in _ARRAYS:
         out[name] = np.asarray(getattr(result, name)).tolist()
     return out
 
 
 def result_from_dict(data: Mapping) -> StarResult:
-    ints = {name: np.asarray(data[name], dtype=np.int64)
-            for name in ("kink_first_crossed", "mse_first_crossed")}
-    floats = {name: np.asarray(data[name], dtype=np.float64)
-              for name in ("final_loss", "lin_threshold", "step")}
-    return StarResult(width=int(data["width"]), epoch=int(data["epoch"]),
-                      step_factor=float(data["step_factor"]), **ints, **floats)
+    ints = {
+        name: np.asarray(data[name], dtype=np.int64)
+        for name in ("kink_first_crossed", "mse_first_crossed")
+    }
+    floats = {
+        name: np.asarray(data[name], dtype=np.float64)
+        for name in ("final_loss", "lin_threshold", "step")
+    }
+    return StarResult(
+        width=int(data["width"]),
+        epoch=int(data["epoch"]),
+        step_factor=float(data["step_factor"]),
+        **ints,
+        **floats,
+    )
 
 
 def chunk_results(
@@ -112,43 +140,67 @@ def at_budget(result: StarResult, epochs: int) -> StarResult:
     def cut(events):
         return np.where((events >= 0) & (events <= epochs), events, -1)
 
-    return StarResult(width=result.width, epoch=int(epochs),
-                      kink_first_crossed=cut(result.kink_first_crossed),
-                      mse_first_crossed=cut(result.mse_first_crossed),
-                      final_loss=np.full_like(result.final_loss, np.nan),
-                      lin_threshold=result.lin_threshold, step=result.step,
-                      step_factor=result.step_factor)
+    return StarResult(
+        width=result.width,
+        epoch=int(epochs),
+        kink_first_crossed=cut(result.kink_first_crossed),
+        mse_first_crossed=cut(result.mse_first_crossed),
+        final_loss=np.full_like(result.final_loss, np.nan),
+        lin_threshold=result.lin_threshold,
+        step=result.step,
+        step_factor=result.step_factor,
+    )
 
 
 def stage_budgets(epochs: int, stage_epochs: int) -> list[int]:
     """The epochs at which training stages end: stage_epochs, 2·stage_epochs, …, epochs."""
-    ends = list(range(stage_epochs, epochs, stage_epochs)) if stage_epochs < epochs else []
+    ends = (
+        list(range(stage_epochs, epochs, stage_epochs)) if stage_epochs < epochs else []
+    )
     return ends + [int(epochs)]
 
 
-def fractions_table(results: Sequence[StarResult], budgets: Iterable[int]) -> pd.DataFrame:
+def fractions_table(
+    results: Sequence[StarResult], budgets: Iterable[int]
+) -> pd.DataFrame:
     """One row per (epoch budget, width): pooled nets, both fractions and their Wilson intervals,
     and the median epoch of the first MSE escape among the nets that escaped (−1 if none)."""
     rows = []
     for budget in sorted(set(int(b) for b in budgets)):
         cut = [at_budget(r, budget) for r in results]
         for row in star_fractions(cut):
-            events = np.concatenate([r.mse_first_crossed for r in cut if r.width == row["width"]])
+            events = np.concatenate(
+                [r.mse_first_crossed for r in cut if r.width == row["width"]]
+            )
             escaped = events[events >= 0]
-            rows.append({"epochs": budget, **row,
-                         "median_mse_epoch": float(np.median(escaped)) if len(escaped) else -1.0})
+            rows.append(
+                {
+                    "epochs": budget,
+                    **row,
+                    "median_mse_epoch": float(np.median(escaped))
+                    if len(escaped)
+                    else -1.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def _trend(frame: pd.DataFrame, column: str, low: str, high: str) -> tuple[bool, str, bool]:
+def _trend(
+    frame: pd.DataFrame, column: str, low: str, high: str
+) -> tuple[bool, str, bool]:
     """(decreasing, values text, flat): decreasing means every neighbour's interval overlaps or
     lies lower and the last value is below the first; flat means all values are equal."""
     frame = frame.sort_values("width")
     p, lo, hi = (frame[c].to_numpy() for c in (column, low, high))
-    decreasing = bool(len(p) > 1 and all(lo[i + 1] <= hi[i] for i in range(len(p) - 1))
-                      and p[-1] < p[0])
-    text = ", ".join(f"m={int(m)}: {v:.3f} [{a:.3f}, {b:.3f}]"
-                     for m, v, a, b in zip(frame["width"], p, lo, hi))
+    decreasing = bool(
+        len(p) > 1
+        and all(lo[i + 1] <= hi[i] for i in range(len(p) - 1))
+        and p[-1] < p[0]
+    )
+    text = ", ".join(
+        f"m={int(m)}: {v:.3f} [{a:.3f}, {b:.3f}]"
+        for m, v, a, b in zip(frame["width"], p, lo, hi)
+    )
     return decreasing, text, bool(np.all(p == p[0]))
 
 
@@ -159,16 +211,28 @@ def claims(table: pd.DataFrame) -> list[dict]:
     epochs = int(final["epochs"].iloc[0])
     out = []
     for column, low, high, what in (
-            ("fraction_kink_crossed", "kink_low", "kink_high", "a kink crossing a data point"),
-            ("fraction_mse_crossed", "mse_low", "mse_high",
-             "MSE below the per-ray linear threshold")):
+        (
+            "fraction_kink_crossed",
+            "kink_low",
+            "kink_high",
+            "a kink crossing a data point",
+        ),
+        (
+            "fraction_mse_crossed",
+            "mse_low",
+            "mse_high",
+            "MSE below the per-ray linear threshold",
+        ),
+    ):
         decreasing, text, flat = _trend(final, column, low, high)
         note = " (flat: every value equal)" if flat else ""
-        out.append({
-            "claim": f"fraction of nets with {what} decreases with width ({epochs:,} epochs)",
-            "published": "both fractions decrease with m (spec Section 4; 2d_star_11, "
-                         "m = 128...8192, 1000 nets, 10^6 epochs)",
-            "reproduced": f"{text} of {n_text} nets{note}",
-            "holds": decreasing,
-        })
+        out.append(
+            {
+                "claim": f"fraction of nets with {what} decreases with width ({epochs:,} epochs)",
+                "published": "both fractions decrease with m (spec Section 4; 2d_star_11, "
+                "m = 128...8192, 1000 nets, 10^6 epochs)",
+                "reproduced": f"{text} of {n_text} nets{note}",
+                "holds": decreasing,
+            }
+        )
     return out

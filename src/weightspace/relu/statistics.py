@@ -18,7 +18,9 @@ class Status(IntEnum):
     EARLY_STOPPED = 5
 
 
-def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
+def wilson_interval(
+    successes: int, total: int, z: float = 1.959963984540054
+) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (z = 1.96: 95 %)."""
     if total <= 0:
         return 0.0, 1.0
@@ -32,14 +34,18 @@ def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) ->
     return lo, hi
 
 
-def estimate_crossing_probability(counts: Mapping,
-                                  z: float = 1.959963984540054) -> tuple[float, float, float]:
+def estimate_crossing_probability(
+    counts: Mapping, z: float = 1.959963984540054
+) -> tuple[float, float, float]:
     """p̂_cross = 1 − (#LOCALLY_CONVERGED + #EARLY_STOPPED)/#runs with its Wilson interval.
 
     ``counts`` maps status names (or Status members) to counts; CROSSED, UNFINISHED and the two
     degenerate statuses all count, conservatively, as possibly crossed.
     """
-    norm = {(Status[k] if isinstance(k, str) else Status(k)): int(v) for k, v in counts.items()}
+    norm = {
+        (Status[k] if isinstance(k, str) else Status(k)): int(v)
+        for k, v in counts.items()
+    }
     total = sum(norm.values())
     if total == 0:
         raise ValueError("no runs in counts")

@@ -68,12 +68,16 @@ class Approximation:
         return diff / norm if norm > 0 else diff
 
 
-def resolve_budget(shape: tuple[int, int], share: float | None, budget: int | None) -> int:
+def resolve_budget(
+    shape: tuple[int, int], share: float | None, budget: int | None
+) -> int:
     """The parameter budget: ⌊share·size⌋, or an explicit count that overrides the share."""
     if budget is None:
         if share is None:
             raise ValueError("give a parameter share or an explicit parameter budget")
         return param_budget(shape, share)
     if int(budget) != budget or budget < 0:
-        raise ValueError(f"parameter budget must be a non-negative integer, got {budget}")
+        raise ValueError(
+            f"parameter budget must be a non-negative integer, got {budget}"
+        )
     return int(budget)

@@ -60,10 +60,16 @@ def zero_realisation(shape: tuple[int, int]) -> SSSRealisation:
     rows, cols = (int(v) for v in shape)
     empty = np.zeros((0, 0))
     return SSSRealisation(
-        dims_in=(cols, 0), dims_out=(0, rows),
-        A=(empty, empty), B=(np.zeros((0, cols)), empty), C=(empty, np.zeros((rows, 0))),
-        D=(np.zeros((0, cols)), np.zeros((rows, 0))), E=(empty, empty), F=(np.zeros((0, cols)), empty),
-        G=(empty, np.zeros((rows, 0))))
+        dims_in=(cols, 0),
+        dims_out=(0, rows),
+        A=(empty, empty),
+        B=(np.zeros((0, cols)), empty),
+        C=(empty, np.zeros((rows, 0))),
+        D=(np.zeros((0, cols)), np.zeros((rows, 0))),
+        E=(empty, empty),
+        F=(np.zeros((0, cols)), empty),
+        G=(empty, np.zeros((rows, 0))),
+    )
 
 
 def _f32(a) -> np.ndarray:
@@ -72,12 +78,22 @@ def _f32(a) -> np.ndarray:
 
 def _as_f32_realisation(r: SSSRealisation) -> SSSRealisation:
     """The same realisation with every stage matrix rounded to float32 (held as float64)."""
-    mats = {name: tuple(_f32(m).astype(np.float64) for m in getattr(r, name)) for name in STAGE_NAMES}
+    mats = {
+        name: tuple(_f32(m).astype(np.float64) for m in getattr(r, name))
+        for name in STAGE_NAMES
+    }
     return SSSRealisation(dims_in=r.dims_in, dims_out=r.dims_out, **mats)
 
 
-def description_records(dense_weight, dense_bias, realisation: SSSRealisation | None, sss_bias,
-                        dense_input, *, sss_shape: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+def description_records(
+    dense_weight,
+    dense_bias,
+    realisation: SSSRealisation | None,
+    sss_bias,
+    dense_input,
+    *,
+    sss_shape: tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
     """The records of one description, in the order they are written.
 
     dense_weight (k × n) and dense_bias (k) define the dense layer; `realisation` (None: the zero
@@ -93,22 +109,32 @@ def description_records(dense_weight, dense_bias, realisation: SSSRealisation | 
     b = _f32(dense_bias).reshape(-1)
     u = _f32(dense_input).reshape(-1)
     if b.size != k or u.size != n:
-        raise ValueError(f"dense layer {k}×{n} needs a bias of {k} and an input of {n} values, "
-                         f"got {b.size} and {u.size}")
+        raise ValueError(
+            f"dense layer {k}×{n} needs a bias of {k} and an input of {n} values, "
+            f"got {b.size} and {u.size}"
+        )
     if realisation is None:
         if sss_shape is None:
-            raise ValueError("give sss_shape for the zero-matrix SSS layer (realisation=None)")
+            raise ValueError(
+                "give sss_shape for the zero-matrix SSS layer (realisation=None)"
+            )
         realisation = zero_realisation(sss_shape)
     rows, cols = realisation.shape
     sb = _f32(sss_bias).reshape(-1)
     if sb.size != rows:
-        raise ValueError(f"SSS layer has {rows} outputs but its bias has {sb.size} values")
+        raise ValueError(
+            f"SSS layer has {rows} outputs but its bias has {sb.size} values"
+        )
     if cols > n:
-        raise ValueError(f"SSS layer reads {cols} inputs but the dense input has only {n}")
+        raise ValueError(
+            f"SSS layer reads {cols} inputs but the dense input has only {n}"
+        )
     su = u[:cols]
     r32 = _as_f32_realisation(realisation)
     records: dict[str, np.ndarray] = {
-        "dense_W": W, "dense_b": b, "dense_u": u,
+        "dense_W": W,
+        "dense_b": b,
+        "dense_u": u,
         "dense_y": _f32(W.astype(np.float64) @ u.astype(np.float64) + b),
         "sss_dims_in": np.asarray(realisation.dims_in, dtype=np.int32),
         "sss_dims_out": np.asarray(realisation.dims_out, dtype=np.int32),
@@ -136,11 +162,15 @@ def encode_description(records: dict[str, np.ndarray]) -> bytes:
         elif arr.dtype == np.int32:
             kind, data = "i32", arr.astype("<i4")
         else:
-            raise ValueError(f"record {name!r}: only float32 and int32 arrays, got {arr.dtype}")
+            raise ValueError(
+                f"record {name!r}: only float32 and int32 arrays, got {arr.dtype}"
+            )
         if data.ndim == 1:
             data = data.reshape(1, -1)
         if data.ndim != 2:
-            raise ValueError(f"record {name!r}: vectors and matrices only, got shape {arr.shape}")
+            raise ValueError(
+                f"record {name!r}: vectors and matrices only, got shape {arr.shape}"
+            )
         parts.append(f"{name} {kind} {data.shape[0]} {data.shape[1]}\n".encode())
         parts.append(np.ascontiguousarray(data).tobytes())
     parts.append(b"end\n")
@@ -155,10 +185,14 @@ def parse_result(stdout: str) -> dict:
     try:
         result = json.loads(lines[-1])
     except json.JSONDecodeError as exc:
-        raise CSpeedError(f"the C speed benchmark printed no JSON result line: {lines[-1][:200]!r}") from exc
+        raise CSpeedError(
+            f"the C speed benchmark printed no JSON result line: {lines[-1][:200]!r}"
+        ) from exc
     if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
-        raise CSpeedError(f"unexpected result of the C speed benchmark (want format {RESULT_FORMAT!r}): "
-                          f"{lines[-1][:200]!r}")
+        raise CSpeedError(
+            f"unexpected result of the C speed benchmark (want format {RESULT_FORMAT!r}): "
+            f"{lines[-1][:200]!r}"
+        )
     n = result.get("iterations")
     for layer in ("dense", "sss"):
         part = result.get(layer)
@@ -166,7 +200,9 @@ def parse_result(stdout: str) -> dict:
             raise CSpeedError(f"no {layer!r} part in the C speed benchmark's result")
         want = n if part["timed"] else 0
         if any(len(part.get(key, ())) != want for key in ("median_s", "mean_s")):
-            raise CSpeedError(f"incomplete {layer!r} timings in the C speed benchmark's result")
+            raise CSpeedError(
+                f"incomplete {layer!r} timings in the C speed benchmark's result"
+            )
     return result
 
 
@@ -176,9 +212,17 @@ def flat_rows(result: dict) -> list[dict]:
     for layer in ("dense", "sss"):
         part = result[layer]
         for i, (med, mean) in enumerate(zip(part["median_s"], part["mean_s"])):
-            rows.append({"layer": layer, "iteration": i, "seconds_per_matvec": med, "seconds_mean": mean,
-                         "flops": part["flops"], "in_features": part["cols"],
-                         "max_abs_error": part["max_abs_error"]})
+            rows.append(
+                {
+                    "layer": layer,
+                    "iteration": i,
+                    "seconds_per_matvec": med,
+                    "seconds_mean": mean,
+                    "flops": part["flops"],
+                    "in_features": part["cols"],
+                    "max_abs_error": part["max_abs_error"],
+                }
+            )
     return rows
 
 
@@ -186,15 +230,23 @@ def flat_rows(result: dict) -> list[dict]:
 # building and running (the I/O boundary)
 
 
-def compile_program(opt: str, directory: str | Path, *, compiler: list[str] | None = None,
-                    source: str | Path = C_SOURCE, timeout: float = 120) -> Path:
+def compile_program(
+    opt: str,
+    directory: str | Path,
+    *,
+    compiler: list[str] | None = None,
+    source: str | Path = C_SOURCE,
+    timeout: float = 120,
+) -> Path:
     """Build the benchmark at optimisation level `opt` ('O2', 'O0', ...) into
     `directory`.
 
     Raises weightspace.native's CompilerNotFoundError or BuildError (with the compiler's
     output) if it cannot be built."""
     if opt not in ("O0", "O1", "O2", "O3", "Os"):
-        raise ValueError(f"unknown optimisation level {opt!r}; use O0, O1, O2, O3 or Os")
+        raise ValueError(
+            f"unknown optimisation level {opt!r}; use O0, O1, O2, O3 or Os"
+        )
     return native.compile_c(
         source,
         Path(directory) / f"sss_speed_{opt}",
@@ -207,9 +259,18 @@ def compile_program(opt: str, directory: str | Path, *, compiler: list[str] | No
     )
 
 
-def run_program(binary: str | Path, description: str | Path, *, repeats: int, iterations: int, warmup: int,
-                tolerance: float = DEFAULT_TOLERANCE, layers: str = "both", pin_cpu: int | None = None,
-                timeout: float = 600) -> dict:
+def run_program(
+    binary: str | Path,
+    description: str | Path,
+    *,
+    repeats: int,
+    iterations: int,
+    warmup: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    layers: str = "both",
+    pin_cpu: int | None = None,
+    timeout: float = 600,
+) -> dict:
     """Run a built benchmark on a description file; returns the parsed result.
 
     layers: "both", "dense" or "sss": which layers to time (both are always checked).
@@ -217,8 +278,15 @@ def run_program(binary: str | Path, description: str | Path, *, repeats: int, it
     """
     if layers not in ("both", "dense", "sss"):
         raise ValueError(f"layers must be 'both', 'dense' or 'sss', got {layers!r}")
-    cmd = [str(binary), str(description), str(int(repeats)), str(int(iterations)), str(int(warmup)),
-           repr(float(tolerance)), layers]
+    cmd = [
+        str(binary),
+        str(description),
+        str(int(repeats)),
+        str(int(iterations)),
+        str(int(warmup)),
+        repr(float(tolerance)),
+        layers,
+    ]
     preexec = None
     if pin_cpu is not None:
         if not hasattr(os, "sched_setaffinity"):
@@ -227,21 +295,32 @@ def run_program(binary: str | Path, description: str | Path, *, repeats: int, it
 
         def preexec():  # runs in the child before exec
             os.sched_setaffinity(0, {cpu})
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
+
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec
+    )
     if proc.returncode != 0:
-        raise CSpeedError(f"the C speed benchmark failed (exit {proc.returncode}) on {description}: "
-                          f"{proc.stderr.strip()[-3000:] or proc.stdout.strip()[-3000:]}")
+        raise CSpeedError(
+            f"the C speed benchmark failed (exit {proc.returncode}) on {description}: "
+            f"{proc.stderr.strip()[-3000:] or proc.stdout.strip()[-3000:]}"
+        )
     return parse_result(proc.stdout)
 
 
 class CBenchmark:
     """The C program built at each optimisation level in a temporary directory (removed on close).
 
-        with CBenchmark(("O2", "O0")) as bench:
-            results = bench.run(records, repeats=200, iterations=3, warmup=20)   # {"O2": ..., "O0": ...}
+    with CBenchmark(("O2", "O0")) as bench:
+        results = bench.run(records, repeats=200, iterations=3, warmup=20)   # {"O2": ..., "O0": ...}
     """
 
-    def __init__(self, opt_levels=OPT_LEVELS, *, compiler: list[str] | None = None, source: str | Path = C_SOURCE):
+    def __init__(
+        self,
+        opt_levels=OPT_LEVELS,
+        *,
+        compiler: list[str] | None = None,
+        source: str | Path = C_SOURCE,
+    ):
         if compiler is None:
             compiler = native.find_compiler(PURPOSE, alternative=ALTERNATIVE)
         self.compiler = list(compiler)
@@ -252,19 +331,27 @@ class CBenchmark:
             self.compiler, PURPOSE, alternative=ALTERNATIVE
         )
         try:
-            self.binaries = {opt: compile_program(opt, self.directory, compiler=self.compiler, source=source)
-                             for opt in opt_levels}
+            self.binaries = {
+                opt: compile_program(
+                    opt, self.directory, compiler=self.compiler, source=source
+                )
+                for opt in opt_levels
+            }
         except BaseException:
             self.close()
             raise
 
-    def run(self, records: dict[str, np.ndarray], opt_levels=None, **kw) -> dict[str, dict]:
+    def run(
+        self, records: dict[str, np.ndarray], opt_levels=None, **kw
+    ) -> dict[str, dict]:
         """Write the description once and time it with the build at each level (default: all
         built levels, in build order); kw: see run_program. Returns {level: result}."""
         levels = list(self.binaries) if opt_levels is None else list(opt_levels)
         unknown = [opt for opt in levels if opt not in self.binaries]
         if unknown:
-            raise ValueError(f"no build at level(s) {unknown}; built: {list(self.binaries)}")
+            raise ValueError(
+                f"no build at level(s) {unknown}; built: {list(self.binaries)}"
+            )
         self._count += 1
         path = self.directory / f"description_{self._count}.bin"
         path.write_bytes(encode_description(records))

@@ -24,13 +24,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from weightspace.structured.approximation import Approximation, as_matrix, resolve_budget
+from weightspace.structured.approximation import (
+    Approximation,
+    as_matrix,
+    resolve_budget,
+)
 from weightspace.structured.low_rank import low_rank_rank, truncated_svd_factors
 
 
 def _require_square(mat: np.ndarray, what: str) -> int:
     if mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
-        raise ValueError(f"{what} is defined for non-empty square matrices only, got shape {mat.shape}")
+        raise ValueError(
+            f"{what} is defined for non-empty square matrices only, got shape {mat.shape}"
+        )
     return int(mat.shape[0])
 
 
@@ -70,9 +76,15 @@ class ToeplitzLike:
     H: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.G.ndim != 2 or self.H.ndim != 2 or self.G.shape[1] != self.H.shape[0] \
-                or self.G.shape[0] != self.H.shape[1]:
-            raise ValueError(f"generators must be (n × r) and (r × n), got {self.G.shape} and {self.H.shape}")
+        if (
+            self.G.ndim != 2
+            or self.H.ndim != 2
+            or self.G.shape[1] != self.H.shape[0]
+            or self.G.shape[0] != self.H.shape[1]
+        ):
+            raise ValueError(
+                f"generators must be (n × r) and (r × n), got {self.G.shape} and {self.H.shape}"
+            )
 
     @property
     def rank(self) -> int:
@@ -95,7 +107,9 @@ class ToeplitzLike:
         return 0.5 * out
 
 
-def approximate_toeplitz_like(weight, share: float | None = None, *, budget: int | None = None) -> Approximation:
+def approximate_toeplitz_like(
+    weight, share: float | None = None, *, budget: int | None = None
+) -> Approximation:
     """Toeplitz-like approximation with displacement rank r = ⌊B/2n⌋ (2rn ≤ B parameters).
 
     Exact when the displacement rank of W is ≤ r (Toeplitz: ≤ 2). r = 0 gives the zero matrix.
@@ -106,13 +120,22 @@ def approximate_toeplitz_like(weight, share: float | None = None, *, budget: int
     rank = low_rank_rank(mat.shape, limit)
     factors = truncated_svd_factors(sylvester_displacement(mat), rank)
     structure = ToeplitzLike(factors.left, factors.right)
-    info = {"rank": rank, "budget": limit, "share": None if share is None else float(share), "size": n}
+    info = {
+        "rank": rank,
+        "budget": limit,
+        "share": None if share is None else float(share),
+        "size": n,
+    }
     if rank == 0:
         return Approximation(np.zeros_like(mat), 0, None, "TL", info)
-    return Approximation(structure.to_dense(), structure.n_params, structure, "TL", info)
+    return Approximation(
+        structure.to_dense(), structure.n_params, structure, "TL", info
+    )
 
 
-def toeplitz_like_matvec(G: torch.Tensor, H: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def toeplitz_like_matvec(
+    G: torch.Tensor, H: torch.Tensor, u: torch.Tensor
+) -> torch.Tensor:
     """W̃ uᵀ for u (N × n) as (N × n), from the generators by FFT in O(r·n log n) per sample.
 
     C₁(a) x is a cyclic convolution; C₋₁(a) = D⁻¹ C₁(Da) D with D = diag(ω^k), ω = e^{iπ/n}, ω^n = −1.
@@ -149,8 +172,15 @@ class TridiagonalCorners:
 
     def __post_init__(self) -> None:
         n = self.diag.shape[0]
-        if n < 2 or self.upper.shape != (n - 1,) or self.lower.shape != (n - 1,) or self.corners.shape != (2,):
-            raise ValueError("expected diag (n,), upper and lower (n−1,), corners (2,) with n ≥ 2")
+        if (
+            n < 2
+            or self.upper.shape != (n - 1,)
+            or self.lower.shape != (n - 1,)
+            or self.corners.shape != (2,)
+        ):
+            raise ValueError(
+                "expected diag (n,), upper and lower (n−1,), corners (2,) with n ≥ 2"
+            )
 
     @property
     def n(self) -> int:
@@ -164,7 +194,9 @@ class TridiagonalCorners:
         return out
 
     def transpose(self) -> "TridiagonalCorners":
-        return TridiagonalCorners(self.diag, self.lower, self.upper, self.corners[::-1].copy())
+        return TridiagonalCorners(
+            self.diag, self.lower, self.upper, self.corners[::-1].copy()
+        )
 
     def as_vector(self) -> np.ndarray:
         return np.concatenate([self.diag, self.upper, self.lower, self.corners])
@@ -175,7 +207,12 @@ class TridiagonalCorners:
         n = v.shape[0] // 3
         if v.shape != (3 * n,) or n < 2:
             raise ValueError(f"expected 3n values with n ≥ 2, got {v.shape}")
-        return cls(v[:n].copy(), v[n:2 * n - 1].copy(), v[2 * n - 1:3 * n - 2].copy(), v[3 * n - 2:].copy())
+        return cls(
+            v[:n].copy(),
+            v[n : 2 * n - 1].copy(),
+            v[2 * n - 1 : 3 * n - 2].copy(),
+            v[3 * n - 2 :].copy(),
+        )
 
 
 def _krylov(op: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -199,7 +236,12 @@ class LDRFactors:
 
     def __post_init__(self) -> None:
         n = self.A.n
-        if self.B.n != n or self.G.shape != self.H.shape or self.G.ndim != 2 or self.G.shape[0] != n:
+        if (
+            self.B.n != n
+            or self.G.shape != self.H.shape
+            or self.G.ndim != 2
+            or self.G.shape[0] != n
+        ):
             raise ValueError("A, B must be n × n operators and G, H both (n × r)")
 
     @property
@@ -230,11 +272,18 @@ def ldr_rank(n: int, budget: int, *, strict_budget: bool = False) -> int:
     budget by up to 8 parameters; strict_budget=True uses ⌊(B − 6n)/2n⌋ instead. May be ≤ 0."""
     if strict_budget:
         return (budget - 6 * n) // (2 * n)
-    return int((budget - 6 * n + 8) / (2 * n))  # int() truncates toward zero, as the original
+    return int(
+        (budget - 6 * n + 8) / (2 * n)
+    )  # int() truncates toward zero, as the original
 
 
-def tridiag_apply(diag: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, corners: torch.Tensor,
-                  x: torch.Tensor) -> torch.Tensor:
+def tridiag_apply(
+    diag: torch.Tensor,
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+    corners: torch.Tensor,
+    x: torch.Tensor,
+) -> torch.Tensor:
     """A x for a tridiagonal-plus-corners A and x (n, m), in O(nm)."""
     zero = x.new_zeros((1,) + x.shape[1:])
     n = x.shape[0]
@@ -257,7 +306,9 @@ def _transposed(ops: tuple) -> tuple:
     return diag, lower, upper, torch.flip(corners, dims=[0])
 
 
-def ldr_dense_torch(a_ops: tuple, b_ops: tuple, G: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+def ldr_dense_torch(
+    a_ops: tuple, b_ops: tuple, G: torch.Tensor, H: torch.Tensor
+) -> torch.Tensor:
     """W̃ = Σ_i K(A, g_i) K(Bᵀ, h_i)ᵀ, differentiable in every argument."""
     n = G.shape[0]
     ka = _torch_krylov(a_ops, G).transpose(0, 1).reshape(n, -1)  # (n, powers·r)
@@ -265,7 +316,9 @@ def ldr_dense_torch(a_ops: tuple, b_ops: tuple, G: torch.Tensor, H: torch.Tensor
     return ka @ kb.T
 
 
-def ldr_matvec(a_ops: tuple, b_ops: tuple, G: torch.Tensor, H: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def ldr_matvec(
+    a_ops: tuple, b_ops: tuple, G: torch.Tensor, H: torch.Tensor, u: torch.Tensor
+) -> torch.Tensor:
     """W̃ uᵀ for u (N × n) as (N × n) without forming W̃.
 
     K(Bᵀ, h)ᵀ u has entries hᵀ B^j u, so with P_j = B^j uᵀ and w_j = G (Hᵀ P_j),
@@ -292,8 +345,10 @@ def random_ldr(n: int, rank: int, rng: np.random.Generator) -> LDRFactors:
 
 
 def _ops_tensors(op: TridiagonalCorners) -> tuple:
-    return tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True)
-                 for v in (op.diag, op.upper, op.lower, op.corners))
+    return tuple(
+        torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        for v in (op.diag, op.upper, op.lower, op.corners)
+    )
 
 
 def _sgd_phase(params: list, loss_fn, lr: float, tol: float, max_steps: int) -> list:
@@ -319,8 +374,15 @@ def _sgd_phase(params: list, loss_fn, lr: float, tol: float, max_steps: int) -> 
     return params
 
 
-def fit_ldr(weight, rank: int, rng: np.random.Generator, *, learning_rates=(1.0, 0.1, 0.01), tol: float = 1e-3,
-            max_steps: int = 5000) -> LDRFactors:
+def fit_ldr(
+    weight,
+    rank: int,
+    rng: np.random.Generator,
+    *,
+    learning_rates=(1.0, 0.1, 0.01),
+    tol: float = 1e-3,
+    max_steps: int = 5000,
+) -> LDRFactors:
     """One restart: Glorot initialisation, then SGD on ‖W − W̃‖_F at each learning rate in turn, each until
     the loss decrease per step is < tol (at most max_steps steps; the original has no cap)."""
     mat = as_matrix(weight)
@@ -338,12 +400,26 @@ def fit_ldr(weight, rank: int, rng: np.random.Generator, *, learning_rates=(1.0,
     for lr in learning_rates:
         _sgd_phase(params, loss_fn, lr, tol, max_steps)
     values = [p.detach().numpy().copy() for p in params]
-    return LDRFactors(TridiagonalCorners(*values[0:4]), TridiagonalCorners(*values[4:8]), values[8], values[9])
+    return LDRFactors(
+        TridiagonalCorners(*values[0:4]),
+        TridiagonalCorners(*values[4:8]),
+        values[8],
+        values[9],
+    )
 
 
-def approximate_ldr(weight, share: float | None = None, *, n_restarts: int = 5, seed: int = 0,
-                    strict_budget: bool = False, learning_rates=(1.0, 0.1, 0.01), tol: float = 1e-3,
-                    max_steps: int = 5000, budget: int | None = None) -> Approximation:
+def approximate_ldr(
+    weight,
+    share: float | None = None,
+    *,
+    n_restarts: int = 5,
+    seed: int = 0,
+    strict_budget: bool = False,
+    learning_rates=(1.0, 0.1, 0.01),
+    tol: float = 1e-3,
+    max_steps: int = 5000,
+    budget: int | None = None,
+) -> Approximation:
     """TD-LDR approximation: r from ldr_rank, best of n_restarts SGD fits by ‖W − W̃‖_F.
 
     Budget exception (documented, as the original): the rank rule may exceed ⌊share·size⌋ by up to 8
@@ -356,15 +432,32 @@ def approximate_ldr(weight, share: float | None = None, *, n_restarts: int = 5, 
         raise ValueError("the TD-LDR approximation needs n ≥ 2")
     limit = resolve_budget(mat.shape, share, budget)
     rank = ldr_rank(n, limit, strict_budget=strict_budget)
-    info = {"rank": int(max(rank, 0)), "budget": limit, "share": None if share is None else float(share),
-            "size": n, "strict_budget": bool(strict_budget), "seed": int(seed)}
+    info = {
+        "rank": int(max(rank, 0)),
+        "budget": limit,
+        "share": None if share is None else float(share),
+        "size": n,
+        "strict_budget": bool(strict_budget),
+        "seed": int(seed),
+    }
     best, best_err, errors = None, float(np.linalg.norm(mat)), []
     if rank > 0:
         rng = np.random.default_rng(seed)
         for _ in range(n_restarts):
-            factors = fit_ldr(mat, rank, rng, learning_rates=learning_rates, tol=tol, max_steps=max_steps)
+            factors = fit_ldr(
+                mat,
+                rank,
+                rng,
+                learning_rates=learning_rates,
+                tol=tol,
+                max_steps=max_steps,
+            )
             dense = factors.to_dense()
-            err = float(np.linalg.norm(mat - dense)) if np.all(np.isfinite(dense)) else np.inf
+            err = (
+                float(np.linalg.norm(mat - dense))
+                if np.all(np.isfinite(dense))
+                else np.inf
+            )
             errors.append(err)
             if err < best_err:
                 best, best_err = (factors, dense), err

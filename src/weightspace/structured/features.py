@@ -24,8 +24,18 @@ import numpy as np
 import torch
 from torch import nn
 
-ARRAYS = ("x_train", "y_train", "x_test", "y_test", "weight", "bias", "head_weight", "head_bias",
-          "pred_train", "pred_test")
+ARRAYS = (
+    "x_train",
+    "y_train",
+    "x_test",
+    "y_test",
+    "weight",
+    "bias",
+    "head_weight",
+    "head_bias",
+    "pred_train",
+    "pred_test",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +66,9 @@ class FeatureSet:
     def from_arrays(cls, arrays) -> "FeatureSet":
         missing = [name for name in ARRAYS if name not in arrays]
         if missing:
-            raise ValueError(f"feature file lacks the arrays {', '.join(missing)}; rebuild it")
+            raise ValueError(
+                f"feature file lacks the arrays {', '.join(missing)}; rebuild it"
+            )
         return cls(**{name: np.asarray(arrays[name]) for name in ARRAYS})
 
     def split(self, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,15 +90,27 @@ class FeatureSet:
             p.requires_grad_(False)
         return head
 
-    def logits(self, x: np.ndarray, matrix: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    def logits(
+        self, x: np.ndarray, matrix: np.ndarray, bias: np.ndarray | None = None
+    ) -> np.ndarray:
         """Class scores with W̃ = matrix in place of W (float64): head(x·W̃ᵀ + b)."""
         b = self.bias if bias is None else bias
-        out = np.asarray(x, dtype=np.float64) @ np.asarray(matrix, dtype=np.float64).T + b
+        out = (
+            np.asarray(x, dtype=np.float64) @ np.asarray(matrix, dtype=np.float64).T + b
+        )
         if self.has_head:
-            out = np.maximum(out, 0.0) @ self.head_weight.astype(np.float64).T + self.head_bias
+            out = (
+                np.maximum(out, 0.0) @ self.head_weight.astype(np.float64).T
+                + self.head_bias
+            )
         return out
 
-    def accuracy(self, part: str, matrix: np.ndarray | None = None, bias: np.ndarray | None = None) -> float:
+    def accuracy(
+        self,
+        part: str,
+        matrix: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+    ) -> float:
         """Top-1 accuracy on a split with W̃ = matrix (default: the original W)."""
         x, y = self.split(part)
         scores = self.logits(x, self.weight if matrix is None else matrix, bias)
@@ -98,38 +122,55 @@ def split_small_cnn(model: nn.Sequential) -> tuple[nn.Module, nn.Linear, nn.Modu
     head(fc1(body(x))) equals model(x)."""
     names = list(model._modules)
     if "fc1" not in names or "fc2" not in names or names[-1] != "fc2":
-        raise ValueError(f"expected a small_cnn with layers ... fc1, fc_act1, fc2; got {names}")
+        raise ValueError(
+            f"expected a small_cnn with layers ... fc1, fc_act1, fc2; got {names}"
+        )
     i = names.index("fc1")
     body = nn.Sequential(*[model._modules[n] for n in names[:i]])
-    head = nn.Sequential(*[model._modules[n] for n in names[i + 1:]])
+    head = nn.Sequential(*[model._modules[n] for n in names[i + 1 :]])
     return body, model._modules["fc1"], head
 
 
 @torch.no_grad()
-def cnn_features(model: nn.Sequential, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
+def cnn_features(
+    model: nn.Sequential, images: np.ndarray, batch_size: int = 500
+) -> dict[str, np.ndarray]:
     """fc1 inputs, fc1 outputs and the network's predictions for `images` (N, C, H, W), in eval mode."""
     model.eval()
     body, fc1, head = split_small_cnn(model)
     feats, outs, preds = [], [], []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
         u = body(x)
         z = fc1(u)
         feats.append(u.numpy())
         outs.append(z.numpy())
         preds.append(model(x).argmax(dim=1).numpy())
-    return {"features": np.concatenate(feats).astype(np.float32),
-            "fc_out": np.concatenate(outs).astype(np.float32),
-            "pred": np.concatenate(preds).astype(np.int64)}
+    return {
+        "features": np.concatenate(feats).astype(np.float32),
+        "fc_out": np.concatenate(outs).astype(np.float32),
+        "pred": np.concatenate(preds).astype(np.int64),
+    }
 
 
-def check_layer_output(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: np.ndarray,
-                       *, rtol: float = 1e-4, atol: float = 1e-4) -> float:
+def check_layer_output(
+    features: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    reference: np.ndarray,
+    *,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+) -> float:
     """Raise unless features·Wᵀ + b reproduces the layer's own output; returns the largest deviation."""
-    recomputed = np.asarray(features, np.float64) @ np.asarray(weight, np.float64).T + np.asarray(bias, np.float64)
+    recomputed = np.asarray(features, np.float64) @ np.asarray(
+        weight, np.float64
+    ).T + np.asarray(bias, np.float64)
     dev = float(np.max(np.abs(recomputed - reference))) if reference.size else 0.0
     if not np.allclose(recomputed, reference, rtol=rtol, atol=atol):
-        raise ValueError(f"feature check failed: features·Wᵀ + b differs from the layer output by up to {dev:.3g}")
+        raise ValueError(
+            f"feature check failed: features·Wᵀ + b differs from the layer output by up to {dev:.3g}"
+        )
     return dev
 
 
@@ -140,11 +181,15 @@ def check_predictions(fs: FeatureSet, *, max_mismatch: float = 0.0) -> dict[str,
     for part in ("train", "test"):
         x, y = fs.split(part)
         pred = fs.logits(x, fs.weight).argmax(axis=1)
-        mismatch = float(np.mean(pred != getattr(fs, f"pred_{part}"))) if len(y) else 0.0
+        mismatch = (
+            float(np.mean(pred != getattr(fs, f"pred_{part}"))) if len(y) else 0.0
+        )
         if mismatch > max_mismatch:
-            raise ValueError(f"feature check failed on {part}: {mismatch:.2%} of the predictions recomputed from "
-                             f"the features differ from the network's (allowed {max_mismatch:.2%}); the label order "
-                             f"or the stored last layer is wrong")
+            raise ValueError(
+                f"feature check failed on {part}: {mismatch:.2%} of the predictions recomputed from "
+                f"the features differ from the network's (allowed {max_mismatch:.2%}); the label order "
+                f"or the stored last layer is wrong"
+            )
         out[f"{part}_mismatch"] = mismatch
         out[f"{part}_accuracy"] = float(np.mean(pred == y)) if len(y) else float("nan")
     return out
@@ -176,8 +221,14 @@ def feature_model(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
 
 
 @torch.no_grad()
-def image_features(features: nn.Module, linear: nn.Linear, dataset, output_indices, device="cpu",
-                   progress=None) -> dict[str, np.ndarray]:
+def image_features(
+    features: nn.Module,
+    linear: nn.Linear,
+    dataset,
+    output_indices,
+    device="cpu",
+    progress=None,
+) -> dict[str, np.ndarray]:
     """Penultimate features of every image, one image per forward (images keep their own size, as the
     original's Resize(256) without crop), and the prediction among the subset's output indices."""
     idx = torch.as_tensor(list(output_indices), dtype=torch.long)
@@ -194,30 +245,53 @@ def image_features(features: nn.Module, linear: nn.Linear, dataset, output_indic
         if progress is not None and (i + 1) % 1000 == 0:
             progress(i + 1, len(dataset))
     dim = linear.in_features
-    return {"features": np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, dim), np.float32),
-            "labels": np.asarray(labels, np.int64), "pred": np.asarray(preds, np.int64)}
+    return {
+        "features": np.concatenate(feats).astype(np.float32)
+        if feats
+        else np.zeros((0, dim), np.float32),
+        "labels": np.asarray(labels, np.int64),
+        "pred": np.asarray(preds, np.int64),
+    }
 
 
-def check_pretrained_inputs(arch: str, weights: str, imagenet_root, class_list, torch_home=None,
-                            download: bool = False) -> None:
+def check_pretrained_inputs(
+    arch: str,
+    weights: str,
+    imagenet_root,
+    class_list,
+    torch_home=None,
+    download: bool = False,
+) -> None:
     """Raise (naming the problem and the fix) unless paper-scale feature extraction can run: an ImageNet
     folder with train/ and val/ holding the subset's classes, the class-list file, and the pretrained
     weights (in the torch hub cache under torch_home, or downloadable). Reads no images."""
     import os
     from pathlib import Path
 
-    from weightspace.data import check_imagenet_available, check_pretrained_available, read_class_list
+    from weightspace.data import (
+        check_imagenet_available,
+        check_pretrained_available,
+        read_class_list,
+    )
 
     if imagenet_root is None:
-        raise FileNotFoundError("data.imagenet_root is null: set it to an ImageNet folder with train/<wnid>/ and "
-                                "val/ (class folders, or flat with ILSVRC2012_validation_ground_truth.txt)")
+        raise FileNotFoundError(
+            "data.imagenet_root is null: set it to an ImageNet folder with train/<wnid>/ and "
+            "val/ (class folders, or flat with ILSVRC2012_validation_ground_truth.txt)"
+        )
     if not Path(imagenet_root).is_dir():
-        raise FileNotFoundError(f"ImageNet folder data.imagenet_root = {imagenet_root} does not exist; fix the path")
+        raise FileNotFoundError(
+            f"ImageNet folder data.imagenet_root = {imagenet_root} does not exist; fix the path"
+        )
     if not Path(class_list).is_file():
-        raise FileNotFoundError(f"class list {class_list} not found: write one line 'wnid ilsvrc_id name "
-                                f"output_index' per class (see config/README.md, structured.pretrained.class_lists)")
+        raise FileNotFoundError(
+            f"class list {class_list} not found: write one line 'wnid ilsvrc_id name "
+            f"output_index' per class (see config/README.md, structured.pretrained.class_lists)"
+        )
     wnids = [c.wnid for c in read_class_list(class_list)]
-    check_imagenet_available(imagenet_root, ("train", "val"), class_subset=wnids, class_list=class_list)
+    check_imagenet_available(
+        imagenet_root, ("train", "val"), class_subset=wnids, class_list=class_list
+    )
     old = os.environ.get("TORCH_HOME")
     if torch_home is not None:
         os.environ["TORCH_HOME"] = str(torch_home)

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weightspace.structured.approximation import Approximation, as_matrix, resolve_budget
-
+from weightspace.structured.approximation import (
+    Approximation,
+    as_matrix,
+    resolve_budget,
+)
 
 # ---------------------------------------------------------------------------------------------
 # block cluster trees (as lists of leaves in depth-first order)
@@ -62,8 +65,12 @@ class Block:
     def split(self) -> tuple["Block", "Block", "Block", "Block"]:
         rm = (self.row_start + self.row_stop) // 2
         cm = (self.col_start + self.col_stop) // 2
-        return (Block(self.row_start, rm, self.col_start, cm), Block(rm, self.row_stop, self.col_start, cm),
-                Block(self.row_start, rm, cm, self.col_stop), Block(rm, self.row_stop, cm, self.col_stop))
+        return (
+            Block(self.row_start, rm, self.col_start, cm),
+            Block(rm, self.row_stop, self.col_start, cm),
+            Block(self.row_start, rm, cm, self.col_stop),
+            Block(rm, self.row_stop, cm, self.col_stop),
+        )
 
     def on_diagonal(self, shape: tuple[int, int]) -> bool:
         """Whether the block meets the line from (0, 0) to (rows − 1, cols − 1): its lower-left corner is on
@@ -72,7 +79,10 @@ class Block:
         if rows <= 1 or cols <= 1:  # degenerate line: every block touches it
             return True
         slope = (rows - 1) / (cols - 1)
-        return self.row_stop - 1 >= self.col_start * slope and self.row_start <= (self.col_stop - 1) * slope
+        return (
+            self.row_stop - 1 >= self.col_start * slope
+            and self.row_start <= (self.col_stop - 1) * slope
+        )
 
     def distance(self) -> int:
         """Gap between the row and the column index range (0 if they touch or overlap)."""
@@ -98,16 +108,22 @@ def _check_min_block_size(min_block_size: int) -> None:
         raise ValueError(f"min_block_size must be ≥ 2, got {min_block_size}")
 
 
-def hodlr_blocks(shape: tuple[int, int], depth: int, min_block_size: int = 2) -> list[Block]:
+def hodlr_blocks(
+    shape: tuple[int, int], depth: int, min_block_size: int = 2
+) -> list[Block]:
     """HODLR leaves of a tree of the given depth (1: the whole matrix)."""
     _check_min_block_size(min_block_size)
     leaves = [Block(0, shape[0], 0, shape[1])]
     for _ in range(depth - 1):
-        leaves, _ = _split_round(leaves, lambda b: b.can_split(min_block_size) and b.on_diagonal(shape))
+        leaves, _ = _split_round(
+            leaves, lambda b: b.can_split(min_block_size) and b.on_diagonal(shape)
+        )
     return leaves
 
 
-def hedlr_blocks(shape: tuple[int, int], depth: int, min_block_size: int = 2) -> list[Block]:
+def hedlr_blocks(
+    shape: tuple[int, int], depth: int, min_block_size: int = 2
+) -> list[Block]:
     """HEDLR leaves: a uniform quad-tree of the given depth (as far as min_block_size allows)."""
     _check_min_block_size(min_block_size)
     leaves = [Block(0, shape[0], 0, shape[1])]
@@ -116,14 +132,18 @@ def hedlr_blocks(shape: tuple[int, int], depth: int, min_block_size: int = 2) ->
     return leaves
 
 
-def hmat_blocks(shape: tuple[int, int], eta: float = 0.5, min_block_size: int = 2) -> list[Block]:
+def hmat_blocks(
+    shape: tuple[int, int], eta: float = 0.5, min_block_size: int = 2
+) -> list[Block]:
     """H-matrix leaves: split non-admissible leaves until nothing changes."""
     if not 0 < eta < 1:
         raise ValueError(f"eta must lie in (0, 1), got {eta}")
     _check_min_block_size(min_block_size)
     leaves, changed = [Block(0, shape[0], 0, shape[1])], True
     while changed:
-        leaves, changed = _split_round(leaves, lambda b: b.can_split(min_block_size) and not b.admissible(eta))
+        leaves, changed = _split_round(
+            leaves, lambda b: b.can_split(min_block_size) and not b.admissible(eta)
+        )
     return leaves
 
 
@@ -140,8 +160,13 @@ class LowRankBlock:
     right: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.left.shape != (self.block.n_rows, self.rank) or self.right.shape != (self.rank, self.block.n_cols):
-            raise ValueError(f"factors {self.left.shape} @ {self.right.shape} do not fit block {self.block}")
+        if self.left.shape != (self.block.n_rows, self.rank) or self.right.shape != (
+            self.rank,
+            self.block.n_cols,
+        ):
+            raise ValueError(
+                f"factors {self.left.shape} @ {self.right.shape} do not fit block {self.block}"
+            )
 
     @property
     def rank(self) -> int:
@@ -185,8 +210,11 @@ def allocate_ranks(weight, blocks: list[Block], budget: int) -> HMatrix:
     svds = [np.linalg.svd(mat[b.rows, b.cols], full_matrices=False) for b in blocks]
     ranks = [0] * len(blocks)
     left = int(budget)
-    heap = [(-float(s[0]) ** 2 / (b.n_rows + b.n_cols), i) for i, (b, (_, s, _)) in enumerate(zip(blocks, svds))
-            if min(b.n_rows, b.n_cols) > 0]
+    heap = [
+        (-(float(s[0]) ** 2) / (b.n_rows + b.n_cols), i)
+        for i, (b, (_, s, _)) in enumerate(zip(blocks, svds))
+        if min(b.n_rows, b.n_cols) > 0
+    ]
     heapq.heapify(heap)
     while heap:
         _, i = heapq.heappop(heap)
@@ -197,7 +225,7 @@ def allocate_ranks(weight, blocks: list[Block], budget: int) -> HMatrix:
         left -= cost
         s = svds[i][1]
         if ranks[i] < min(blocks[i].n_rows, blocks[i].n_cols):
-            heapq.heappush(heap, (-float(s[ranks[i]]) ** 2 / cost, i))
+            heapq.heappush(heap, (-(float(s[ranks[i]]) ** 2) / cost, i))
     leaves = []
     for b, (u, s, vt), r in zip(blocks, svds, ranks):
         root = np.sqrt(s[:r])
@@ -205,7 +233,9 @@ def allocate_ranks(weight, blocks: list[Block], budget: int) -> HMatrix:
     return HMatrix(tuple(int(v) for v in mat.shape), tuple(leaves))
 
 
-def _best_of(mat: np.ndarray, candidates, budget: int, method: str, info: dict) -> Approximation:
+def _best_of(
+    mat: np.ndarray, candidates, budget: int, method: str, info: dict
+) -> Approximation:
     """Allocate ranks on every (label, blocks) candidate; keep the lowest ‖W − W̃‖_F (first on ties)."""
     best, best_err, tried = None, np.inf, []
     for label, blocks in candidates:
@@ -216,8 +246,13 @@ def _best_of(mat: np.ndarray, candidates, budget: int, method: str, info: dict) 
         if best is None or err < best_err:
             best, best_err = (label, hmat, dense), err
     label, hmat, dense = best
-    return Approximation(dense, hmat.n_params, hmat, method,
-                         {**info, "budget": budget, "choice": label, "search": tuple(tried)})
+    return Approximation(
+        dense,
+        hmat.n_params,
+        hmat,
+        method,
+        {**info, "budget": budget, "choice": label, "search": tuple(tried)},
+    )
 
 
 TREES = {"HODLR": hodlr_blocks, "HEDLR": hedlr_blocks}
@@ -253,24 +288,43 @@ def approximate_hedlr(weight, share: float | None = None, **options) -> Approxim
     return approximate_by_depth("HEDLR", weight, share, **options)
 
 
-def approximate_hmat(weight, share: float | None = None, *, eta: float = 0.5, min_block_size: int = 2,
-                     budget: int | None = None) -> Approximation:
+def approximate_hmat(
+    weight,
+    share: float | None = None,
+    *,
+    eta: float = 0.5,
+    min_block_size: int = 2,
+    budget: int | None = None,
+) -> Approximation:
     """H-matrix approximation on the η-admissibility tree."""
     mat = as_matrix(weight)
     limit = resolve_budget(mat.shape, share, budget)
-    cands = [(("min_block_size", min_block_size), hmat_blocks(mat.shape, eta, min_block_size))]
+    cands = [
+        (
+            ("min_block_size", min_block_size),
+            hmat_blocks(mat.shape, eta, min_block_size),
+        )
+    ]
     return _best_of(mat, cands, limit, "HMat", {"share": share, "eta": eta})
 
 
-def approximate_hmat_search(weight, share: float | None = None, *, eta: float = 0.5,
-                            min_block_sizes=(2, 4, 8, 16, 32, 64), hedlr_depths=(1, 2, 3, 4, 5),
-                            budget: int | None = None) -> Approximation:
+def approximate_hmat_search(
+    weight,
+    share: float | None = None,
+    *,
+    eta: float = 0.5,
+    min_block_sizes=(2, 4, 8, 16, 32, 64),
+    hedlr_depths=(1, 2, 3, 4, 5),
+    budget: int | None = None,
+) -> Approximation:
     """The HMat wrapper: HMat for every min_block_size, then HEDLR with depths ≤ 5; lowest error kept.
 
     info["choice"] is ("min_block_size", b) for an H-matrix or ("hedlr_depth", d) for a HEDLR tree.
     """
     mat = as_matrix(weight)
     limit = resolve_budget(mat.shape, share, budget)
-    cands = [(("min_block_size", b), hmat_blocks(mat.shape, eta, b)) for b in min_block_sizes]
+    cands = [
+        (("min_block_size", b), hmat_blocks(mat.shape, eta, b)) for b in min_block_sizes
+    ]
     cands += [(("hedlr_depth", d), hedlr_blocks(mat.shape, d)) for d in hedlr_depths]
     return _best_of(mat, cands, limit, "HMat", {"share": share, "eta": eta})

@@ -22,8 +22,14 @@ class LowRankFactors:
     right: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.left.ndim != 2 or self.right.ndim != 2 or self.left.shape[1] != self.right.shape[0]:
-            raise ValueError(f"factor shapes do not chain: {self.left.shape} @ {self.right.shape}")
+        if (
+            self.left.ndim != 2
+            or self.right.ndim != 2
+            or self.left.shape[1] != self.right.shape[0]
+        ):
+            raise ValueError(
+                f"factor shapes do not chain: {self.left.shape} @ {self.right.shape}"
+            )
 
     @property
     def rank(self) -> int:
@@ -56,9 +62,15 @@ def truncated_svd_factors(weight, rank: int) -> LowRankFactors:
     if rank == 0:
         return LowRankFactors(np.zeros((mat.shape[0], 0)), np.zeros((0, mat.shape[1])))
     try:
-        u, s, vt = scipy.linalg.svd(mat, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    except np.linalg.LinAlgError:  # gesdd occasionally fails to converge; gesvd is slower but robust
-        u, s, vt = scipy.linalg.svd(mat, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+        u, s, vt = scipy.linalg.svd(
+            mat, full_matrices=False, lapack_driver="gesdd", check_finite=False
+        )
+    except (
+        np.linalg.LinAlgError
+    ):  # gesdd occasionally fails to converge; gesvd is slower but robust
+        u, s, vt = scipy.linalg.svd(
+            mat, full_matrices=False, lapack_driver="gesvd", check_finite=False
+        )
     root = np.sqrt(s[:rank])
     return LowRankFactors(u[:, :rank] * root, root[:, None] * vt[:rank])
 

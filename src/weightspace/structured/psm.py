@@ -22,7 +22,11 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from weightspace.structured.approximation import Approximation, as_matrix, resolve_budget
+from weightspace.structured.approximation import (
+    Approximation,
+    as_matrix,
+    resolve_budget,
+)
 
 DISTRIBUTIONS = ("linear", "exponential")
 DEFAULT_N_ITER = 500  # pyfaust's default StoppingCriterion (num_its=500)
@@ -39,7 +43,9 @@ class SparseFactors:
             raise ValueError("a product of sparse matrices needs at least one factor")
         for left, right in zip(self.factors[:-1], self.factors[1:]):
             if left.shape[1] != right.shape[0]:
-                raise ValueError(f"factor shapes do not chain: {left.shape} @ {right.shape}")
+                raise ValueError(
+                    f"factor shapes do not chain: {left.shape} @ {right.shape}"
+                )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -64,7 +70,9 @@ class SparseFactors:
 def factor_shapes(shape: tuple[int, int], n_factors: int) -> list[tuple[int, int]]:
     """(rows × q), (q × q)^{J−2}, (q × cols) with q = max(rows, cols)."""
     if n_factors < 2:
-        raise ValueError(f"a PSM approximation needs at least 2 factors, got {n_factors}")
+        raise ValueError(
+            f"a PSM approximation needs at least 2 factors, got {n_factors}"
+        )
     rows, cols = (int(v) for v in shape)
     q = max(rows, cols)
     return [(rows, q)] + [(q, q)] * (n_factors - 2) + [(q, cols)]
@@ -76,7 +84,9 @@ def _exponential_rate(start: float, last: int, steps: int) -> float:
     return math.log(ratio) / steps if ratio > 1e-6 else -14.0 / steps
 
 
-def nnz_allocation(total: int, last: int, n_factors: int, distribution: str = "linear") -> list[int]:
+def nnz_allocation(
+    total: int, last: int, n_factors: int, distribution: str = "linear"
+) -> list[int]:
     """Nonzeros per factor (left to right) for T = total nonzeros, L = last for the last factor.
 
     J = 2: [T − L, L]. J > 2, linear: n_i = int(α + i·(L − α)/(J − 1)) with α = 2T/J − L (an arithmetic
@@ -86,9 +96,13 @@ def nnz_allocation(total: int, last: int, n_factors: int, distribution: str = "l
     as the original does; such an allocation yields the zero matrix.
     """
     if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"unknown nonzero distribution {distribution!r}; use one of {DISTRIBUTIONS}")
+        raise ValueError(
+            f"unknown nonzero distribution {distribution!r}; use one of {DISTRIBUTIONS}"
+        )
     if n_factors < 2:
-        raise ValueError(f"a PSM approximation needs at least 2 factors, got {n_factors}")
+        raise ValueError(
+            f"a PSM approximation needs at least 2 factors, got {n_factors}"
+        )
     total, last = int(total), int(last)
     if n_factors == 2:
         counts = [total - last, last]
@@ -101,11 +115,17 @@ def nnz_allocation(total: int, last: int, n_factors: int, distribution: str = "l
 
         def mismatch(alpha: float) -> float:
             rate = _exponential_rate(alpha, last, steps)
-            return abs(sum(alpha * math.exp(rate * i) for i in range(n_factors)) - total)
+            return abs(
+                sum(alpha * math.exp(rate * i) for i in range(n_factors)) - total
+            )
 
         # The bounded search needs a non-empty interval; T ≤ 1 leaves only α = 1.
         if total > 1:
-            alpha = float(scipy.optimize.minimize_scalar(mismatch, bounds=(1, total), method="bounded").x)
+            alpha = float(
+                scipy.optimize.minimize_scalar(
+                    mismatch, bounds=(1, total), method="bounded"
+                ).x
+            )
         else:
             alpha = 1.0
         rate = _exponential_rate(alpha, last, steps)
@@ -125,14 +145,16 @@ def _to_csr(factor) -> scipy.sparse.csr_matrix:
     return mat
 
 
-def factorise(weight, allocation: list[int], *, n_iter: int = DEFAULT_N_ITER) -> SparseFactors | None:
+def factorise(
+    weight, allocation: list[int], *, n_iter: int = DEFAULT_N_ITER
+) -> SparseFactors | None:
     """pyfaust hierarchical factorisation with the given nonzeros per factor; None if it fails.
 
     An allocation with an empty factor gives the zero product, so pyfaust (which cannot normalise an
     all-zero factor and fails) is not called then.
     """
-    from pyfaust.factparams import ParamsHierarchical, StoppingCriterion
     from pyfaust.fact import hierarchical
+    from pyfaust.factparams import ParamsHierarchical, StoppingCriterion
     from pyfaust.proj import sp
 
     mat = as_matrix(weight)
@@ -141,11 +163,20 @@ def factorise(weight, allocation: list[int], *, n_iter: int = DEFAULT_N_ITER) ->
     if min(allocation) <= 0 or mat.size == 0:
         return None
     cols = mat.shape[1]
-    fact_cons = [sp(shapes[i], int(allocation[i]), normalized=True) for i in range(n_factors - 1)]
+    fact_cons = [
+        sp(shapes[i], int(allocation[i]), normalized=True) for i in range(n_factors - 1)
+    ]
     # The residual after peeling factor i is (q × cols) and is constrained like factor i+1.
-    res_cons = [sp((shapes[i][1], cols), int(allocation[i + 1]), normalized=True) for i in range(n_factors - 1)]
-    params = ParamsHierarchical(fact_cons, res_cons, StoppingCriterion(num_its=int(n_iter)),
-                                StoppingCriterion(num_its=int(n_iter)))
+    res_cons = [
+        sp((shapes[i][1], cols), int(allocation[i + 1]), normalized=True)
+        for i in range(n_factors - 1)
+    ]
+    params = ParamsHierarchical(
+        fact_cons,
+        res_cons,
+        StoppingCriterion(num_its=int(n_iter)),
+        StoppingCriterion(num_its=int(n_iter)),
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -157,15 +188,25 @@ def factorise(weight, allocation: list[int], *, n_iter: int = DEFAULT_N_ITER) ->
         return None
     result = SparseFactors(factors)
     if any(got > want for got, want in zip(result.nnz, allocation)):
-        raise RuntimeError(f"pyfaust returned {result.nnz} nonzeros for an allocation of {allocation}")
+        raise RuntimeError(
+            f"pyfaust returned {result.nnz} nonzeros for an allocation of {allocation}"
+        )
     if not np.all(np.isfinite(result.to_dense())):
         return None
     return result
 
 
-def approximate_psm(weight, share: float | None = None, *, n_factors: int = 2, distribution: str = "linear",
-                    n_steps: int = 9, max_last_share: float = 0.9, n_iter: int = DEFAULT_N_ITER,
-                    budget: int | None = None) -> Approximation:
+def approximate_psm(
+    weight,
+    share: float | None = None,
+    *,
+    n_factors: int = 2,
+    distribution: str = "linear",
+    n_steps: int = 9,
+    max_last_share: float = 0.9,
+    n_iter: int = DEFAULT_N_ITER,
+    budget: int | None = None,
+) -> Approximation:
     """PSM approximation with J = n_factors sparse factors and at most ⌊share·size⌋ nonzeros in total.
 
     Tries ℓ ∈ linspace(0.1, max_last_share, n_steps) for the last factor's share of the nonzeros and keeps
@@ -175,8 +216,13 @@ def approximate_psm(weight, share: float | None = None, *, n_factors: int = 2, d
     """
     mat = as_matrix(weight)
     total = resolve_budget(mat.shape, share, budget)
-    info = {"budget": total, "share": None if share is None else float(share), "n_factors": int(n_factors),
-            "distribution": distribution, "n_iter": int(n_iter)}
+    info = {
+        "budget": total,
+        "share": None if share is None else float(share),
+        "n_factors": int(n_factors),
+        "distribution": distribution,
+        "n_iter": int(n_iter),
+    }
     best, best_err, tried = None, np.inf, []
     for ell in np.linspace(0.1, max_last_share, n_steps):
         allocation = nnz_allocation(total, int(ell * total), n_factors, distribution)
@@ -188,15 +234,33 @@ def approximate_psm(weight, share: float | None = None, *, n_factors: int = 2, d
             best, best_err = (float(ell), allocation, factors, dense), err
     ell, allocation, factors, dense = best
     if factors is None:
-        info.update(last_share=ell, allocation=tuple(allocation), nnz=(0,) * n_factors, search=tuple(tried))
+        info.update(
+            last_share=ell,
+            allocation=tuple(allocation),
+            nnz=(0,) * n_factors,
+            search=tuple(tried),
+        )
         return Approximation(np.zeros_like(mat), 0, None, "PSM", info)
-    info.update(last_share=ell, allocation=tuple(allocation), nnz=factors.nnz, search=tuple(tried))
+    info.update(
+        last_share=ell,
+        allocation=tuple(allocation),
+        nnz=factors.nnz,
+        search=tuple(tried),
+    )
     return Approximation(dense, int(sum(allocation)), factors, "PSM", info)
 
 
-def approximate_psm_search(weight, share: float | None = None, *, factor_counts=(2, 3),
-                           distributions=("linear",), n_steps: int = 17, max_last_share: float = 0.9,
-                           n_iter: int = DEFAULT_N_ITER, budget: int | None = None) -> Approximation:
+def approximate_psm_search(
+    weight,
+    share: float | None = None,
+    *,
+    factor_counts=(2, 3),
+    distributions=("linear",),
+    n_steps: int = 17,
+    max_last_share: float = 0.9,
+    n_iter: int = DEFAULT_N_ITER,
+    budget: int | None = None,
+) -> Approximation:
     """The PSM wrapper: every J in factor_counts × distribution, keep the lowest ‖W − W̃‖_F.
 
     The original wrapper ignores its max_last_share argument (always 0.9); here it is forwarded
@@ -205,12 +269,25 @@ def approximate_psm_search(weight, share: float | None = None, *, factor_counts=
     mat = as_matrix(weight)
     best, best_err, tried = None, np.inf, []
     for n_factors in factor_counts:
-        for distribution in (distributions[:1] if n_factors == 2 else distributions):
-            approx = approximate_psm(mat, share, n_factors=n_factors, distribution=distribution, n_steps=n_steps,
-                                     max_last_share=max_last_share, n_iter=n_iter, budget=budget)
+        for distribution in distributions[:1] if n_factors == 2 else distributions:
+            approx = approximate_psm(
+                mat,
+                share,
+                n_factors=n_factors,
+                distribution=distribution,
+                n_steps=n_steps,
+                max_last_share=max_last_share,
+                n_iter=n_iter,
+                budget=budget,
+            )
             err = float(np.linalg.norm(mat - approx.dense))
             tried.append((int(n_factors), distribution, err))
             if best is None or err < best_err:
                 best, best_err = approx, err
-    return Approximation(best.dense, best.n_params, best.structure, best.method,
-                         {**best.info, "variants": tuple(tried)})
+    return Approximation(
+        best.dense,
+        best.n_params,
+        best.structure,
+        best.method,
+        {**best.info, "variants": tuple(tried)},
+    )

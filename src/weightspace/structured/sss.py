@@ -27,7 +27,9 @@ import scipy.linalg
 
 from weightspace.structured.approximation import Approximation, as_matrix, param_budget
 
-DEFAULT_EPS = 1e-15  # tvsclib's default: relative singular-value mass that may be dropped
+DEFAULT_EPS = (
+    1e-15  # tvsclib's default: relative singular-value mass that may be dropped
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -45,7 +47,9 @@ def stage_sizes(n: int, n_stages: int) -> np.ndarray:
     return sizes
 
 
-def _boundary_limits(dims_in: np.ndarray, dims_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _boundary_limits(
+    dims_in: np.ndarray, dims_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Largest possible causal / anticausal state dimension at boundaries b = 0..K (Hankel block sizes)."""
     cin = np.concatenate([[0], np.cumsum(dims_in)])
     cout = np.concatenate([[0], np.cumsum(dims_out)])
@@ -56,7 +60,9 @@ def _boundary_limits(dims_in: np.ndarray, dims_out: np.ndarray) -> tuple[np.ndar
     return causal, anticausal
 
 
-def _counts(shape: tuple[int, int], n_stages: int, state_dims: np.ndarray, exact: bool) -> np.ndarray:
+def _counts(
+    shape: tuple[int, int], n_stages: int, state_dims: np.ndarray, exact: bool
+) -> np.ndarray:
     """Parameter counts for an array of state dimension caps d (vectorised over d)."""
     rows, cols = shape
     p = stage_sizes(rows, n_stages)
@@ -75,7 +81,9 @@ def _counts(shape: tuple[int, int], n_stages: int, state_dims: np.ndarray, exact
     return diag + causal.sum(axis=1) + anticausal.sum(axis=1)
 
 
-def sss_param_count(shape: tuple[int, int], n_stages: int, state_dim: int, *, exact: bool = False) -> int:
+def sss_param_count(
+    shape: tuple[int, int], n_stages: int, state_dim: int, *, exact: bool = False
+) -> int:
     """Parameters of a K-stage SSS matrix with state dimension cap d.
 
     exact=False: the original count Σ_k [m_k p_k + 2d m_k + 2d p_k] + Σ_{k=2}^{K-1} 2d² (conservative).
@@ -87,8 +95,14 @@ def sss_param_count(shape: tuple[int, int], n_stages: int, state_dim: int, *, ex
     return int(_counts(tuple(shape), n_stages, np.array([state_dim]), exact)[0])
 
 
-def max_state_dim(shape: tuple[int, int], n_stages: int, budget: int, *, esann_off_by_one: bool = False,
-                  exact_count: bool = False) -> int:
+def max_state_dim(
+    shape: tuple[int, int],
+    n_stages: int,
+    budget: int,
+    *,
+    esann_off_by_one: bool = False,
+    exact_count: bool = False,
+) -> int:
     """State dimension chosen for a parameter budget B.
 
     Default: the largest d with count(d) < B (strict, as the original at HEAD); 0 if no d >= 1 fits.
@@ -100,7 +114,9 @@ def max_state_dim(shape: tuple[int, int], n_stages: int, budget: int, *, esann_o
     p = stage_sizes(rows, n_stages)
     m = stage_sizes(cols, n_stages)
     lim_c, lim_a = _boundary_limits(m, p)
-    d_sat = int(max(lim_c.max(), lim_a.max()))  # beyond this every state is already full
+    d_sat = int(
+        max(lim_c.max(), lim_a.max())
+    )  # beyond this every state is already full
     # count(d) >= 2d(rows + cols) for the original count, so d_hi bounds the search for both rules.
     d_hi = max(budget, 0) // max(2 * (rows + cols), 1) + 2
     if exact_count:
@@ -151,12 +167,19 @@ class SSSRealisation:
                 raise ValueError(f"{name} must have {K} stage matrices")
         r, s = self.causal_dims, self.anticausal_dims
         if r[0] != 0 or r[-1] != 0 or s[0] != 0 or s[-1] != 0:
-            raise ValueError("boundary states (before the first and after the last stage) must be empty")
+            raise ValueError(
+                "boundary states (before the first and after the last stage) must be empty"
+            )
         for k in range(K):
             m, p = self.dims_in[k], self.dims_out[k]
             expected = {
-                "A": (r[k + 1], r[k]), "B": (r[k + 1], m), "C": (p, r[k]), "D": (p, m),
-                "E": (s[k], s[k + 1]), "F": (s[k], m), "G": (p, s[k + 1]),
+                "A": (r[k + 1], r[k]),
+                "B": (r[k + 1], m),
+                "C": (p, r[k]),
+                "D": (p, m),
+                "E": (s[k], s[k + 1]),
+                "F": (s[k], m),
+                "G": (p, s[k + 1]),
             }
             for name, shp in expected.items():
                 got = getattr(self, name)[k].shape
@@ -205,15 +228,19 @@ class SSSRealisation:
         cout = np.concatenate([[0], np.cumsum(self.dims_out)])
         out = np.zeros(self.shape)
         for k in range(K):
-            out[cout[k]:cout[k + 1], cin[k]:cin[k + 1]] = self.D[k]
+            out[cout[k] : cout[k + 1], cin[k] : cin[k + 1]] = self.D[k]
         obs = None  # O_b, rows = outputs of stages b..K-1
         for b in range(K - 1, 0, -1):
             obs = self.C[b] if obs is None else np.vstack([self.C[b], obs @ self.A[b]])
-            out[cout[b]:, cin[b - 1]:cin[b]] = obs @ self.B[b - 1]
+            out[cout[b] :, cin[b - 1] : cin[b]] = obs @ self.B[b - 1]
         obs = None  # Q_b, rows = outputs of stages 0..b-1
         for b in range(1, K):
-            obs = self.G[0] if obs is None else np.vstack([obs @ self.E[b - 1], self.G[b - 1]])
-            out[:cout[b], cin[b]:cin[b + 1]] = obs @ self.F[b]
+            obs = (
+                self.G[0]
+                if obs is None
+                else np.vstack([obs @ self.E[b - 1], self.G[b - 1]])
+            )
+            out[: cout[b], cin[b] : cin[b + 1]] = obs @ self.F[b]
         return out
 
     def apply(self, u: np.ndarray) -> np.ndarray:
@@ -223,7 +250,7 @@ class SSSRealisation:
         u2 = u[:, None] if vec else u
         cin = np.concatenate([[0], np.cumsum(self.dims_in)])
         K, N = self.n_stages, u2.shape[1]
-        uk = [u2[cin[k]:cin[k + 1]] for k in range(K)]
+        uk = [u2[cin[k] : cin[k + 1]] for k in range(K)]
         y = [self.D[k] @ uk[k] for k in range(K)]
         x = np.zeros((0, N))
         for k in range(K):  # causal, forward
@@ -243,12 +270,20 @@ class SSSRealisation:
 
 def _svd(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
-        return scipy.linalg.svd(mat, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    except np.linalg.LinAlgError:  # gesdd occasionally fails to converge; gesvd is slower but robust
-        return scipy.linalg.svd(mat, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+        return scipy.linalg.svd(
+            mat, full_matrices=False, lapack_driver="gesdd", check_finite=False
+        )
+    except (
+        np.linalg.LinAlgError
+    ):  # gesdd occasionally fails to converge; gesvd is slower but robust
+        return scipy.linalg.svd(
+            mat, full_matrices=False, lapack_driver="gesvd", check_finite=False
+        )
 
 
-def numerical_rank(sv: np.ndarray, eps: float = DEFAULT_EPS, relative: bool = True) -> int:
+def numerical_rank(
+    sv: np.ndarray, eps: float = DEFAULT_EPS, relative: bool = True
+) -> int:
     """tvsclib's rule: relative -> smallest r whose leading singular-value mass is >= (1 - eps) of the
     total; absolute -> number of singular values > eps. A zero block has rank 0."""
     if sv.size == 0:
@@ -279,9 +314,16 @@ def _pinv_apply(pinv_data, rhs: np.ndarray) -> np.ndarray:
     return inv_root[:, None] * (u.T @ rhs)
 
 
-def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = None, *,
-                 dims_in=None, dims_out=None, eps: float = DEFAULT_EPS,
-                 relative: bool = True) -> SSSRealisation:
+def identify_sss(
+    weight,
+    n_stages: int | None = None,
+    state_dim: int | None = None,
+    *,
+    dims_in=None,
+    dims_out=None,
+    eps: float = DEFAULT_EPS,
+    relative: bool = True,
+) -> SSSRealisation:
     """Realise W as a K-stage SSS matrix with state dimensions min(d, numerical Hankel rank).
 
     Stages: near-equal splits for n_stages, or explicit dims_in/dims_out. state_dim=None: no cap.
@@ -295,8 +337,15 @@ def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = No
         dims_in, dims_out = stage_sizes(n_in, n_stages), stage_sizes(n_out, n_stages)
     dims_in = np.asarray(dims_in, dtype=np.int64)
     dims_out = np.asarray(dims_out, dtype=np.int64)
-    if dims_in.sum() != n_in or dims_out.sum() != n_out or len(dims_in) != len(dims_out) or len(dims_in) < 1:
-        raise ValueError(f"stage sizes {dims_in.tolist()} / {dims_out.tolist()} do not partition {mat.shape}")
+    if (
+        dims_in.sum() != n_in
+        or dims_out.sum() != n_out
+        or len(dims_in) != len(dims_out)
+        or len(dims_in) < 1
+    ):
+        raise ValueError(
+            f"stage sizes {dims_in.tolist()} / {dims_out.tolist()} do not partition {mat.shape}"
+        )
     if state_dim is not None and state_dim < 0:
         raise ValueError(f"state dimension must be >= 0, got {state_dim}")
     K = len(dims_in)
@@ -306,7 +355,9 @@ def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = No
     # Causal: H_b = O_b R_b for b = 1..K-1; O_b rows = outputs of stages b.., R_b cols = inputs of stages ..b-1.
     obs, con, pinv, csv = [None] * (K + 1), [None] * (K + 1), [None] * (K + 1), []
     for b in range(1, K):
-        obs[b], con[b], pinv[b], sv = _factorise(mat[cout[b]:, :cin[b]], state_dim, eps, relative)
+        obs[b], con[b], pinv[b], sv = _factorise(
+            mat[cout[b] :, : cin[b]], state_dim, eps, relative
+        )
         csv.append(sv)
     r = [0] + [obs[b].shape[1] for b in range(1, K)] + [0]
     A, B, C = [], [], []
@@ -314,7 +365,7 @@ def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = No
         m, p = dims_in[k], dims_out[k]
         C.append(obs[k][:p] if 0 < k else np.zeros((p, 0)))
         # R_{k+1}'s last column block belongs to input stage k (the one next to the boundary).
-        B.append(con[k + 1][:, cin[k]:cin[k + 1]] if k < K - 1 else np.zeros((0, m)))
+        B.append(con[k + 1][:, cin[k] : cin[k + 1]] if k < K - 1 else np.zeros((0, m)))
         if 0 < k < K - 1:
             # Shift invariance: O_k without its first block row equals O_{k+1} A_k.
             A.append(_pinv_apply(pinv[k + 1], obs[k][p:]))
@@ -324,25 +375,35 @@ def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = No
     # Anticausal: H'_b = O'_b R'_b; O'_b rows = outputs of stages ..b-1, R'_b cols = inputs of stages b...
     aobs, acon, apinv, asv = [None] * (K + 1), [None] * (K + 1), [None] * (K + 1), []
     for b in range(1, K):
-        aobs[b], acon[b], apinv[b], sv = _factorise(mat[:cout[b], cin[b]:], state_dim, eps, relative)
+        aobs[b], acon[b], apinv[b], sv = _factorise(
+            mat[: cout[b], cin[b] :], state_dim, eps, relative
+        )
         asv.append(sv)
     s = [0] + [aobs[b].shape[1] for b in range(1, K)] + [0]
     E, F, G = [], [], []
     for k in range(K):
         m, p = dims_in[k], dims_out[k]
-        G.append(aobs[k + 1][cout[k]:cout[k + 1]] if k < K - 1 else np.zeros((p, 0)))
+        G.append(aobs[k + 1][cout[k] : cout[k + 1]] if k < K - 1 else np.zeros((p, 0)))
         F.append(acon[k][:, :m] if 0 < k else np.zeros((0, m)))
         if 0 < k < K - 1:
             # O'_{k+1} without its last block row (stage k) equals O'_k E_k.
-            E.append(_pinv_apply(apinv[k], aobs[k + 1][:cout[k]]))
+            E.append(_pinv_apply(apinv[k], aobs[k + 1][: cout[k]]))
         else:
             E.append(np.zeros((s[k], s[k + 1])))
 
-    D = [mat[cout[k]:cout[k + 1], cin[k]:cin[k + 1]].copy() for k in range(K)]
+    D = [mat[cout[k] : cout[k + 1], cin[k] : cin[k + 1]].copy() for k in range(K)]
     return SSSRealisation(
-        dims_in=tuple(int(v) for v in dims_in), dims_out=tuple(int(v) for v in dims_out),
-        A=tuple(A), B=tuple(B), C=tuple(C), D=tuple(D), E=tuple(E), F=tuple(F), G=tuple(G),
-        causal_hankel_sv=tuple(csv), anticausal_hankel_sv=tuple(asv),
+        dims_in=tuple(int(v) for v in dims_in),
+        dims_out=tuple(int(v) for v in dims_out),
+        A=tuple(A),
+        B=tuple(B),
+        C=tuple(C),
+        D=tuple(D),
+        E=tuple(E),
+        F=tuple(F),
+        G=tuple(G),
+        causal_hankel_sv=tuple(csv),
+        anticausal_hankel_sv=tuple(asv),
     )
 
 
@@ -350,8 +411,15 @@ def identify_sss(weight, n_stages: int | None = None, state_dim: int | None = No
 # approximators
 
 
-def approximate_sss(weight, share: float, n_stages: int, *, esann_off_by_one: bool = False,
-                    exact_count: bool = False, eps: float = DEFAULT_EPS) -> Approximation:
+def approximate_sss(
+    weight,
+    share: float,
+    n_stages: int,
+    *,
+    esann_off_by_one: bool = False,
+    exact_count: bool = False,
+    eps: float = DEFAULT_EPS,
+) -> Approximation:
     """SSS approximation with the largest state dimension d that fits ⌊share·size⌋ parameters.
 
     If no d >= 1 fits, the result is the zero matrix with 0 parameters (as the original at HEAD).
@@ -361,17 +429,33 @@ def approximate_sss(weight, share: float, n_stages: int, *, esann_off_by_one: bo
     """
     mat = as_matrix(weight)
     budget = param_budget(mat.shape, share)
-    d = max_state_dim(mat.shape, n_stages, budget, esann_off_by_one=esann_off_by_one, exact_count=exact_count)
-    info = {"n_stages": int(n_stages), "state_dim": int(d), "budget": budget, "share": float(share),
-            "exact_count": bool(exact_count), "esann_off_by_one": bool(esann_off_by_one)}
+    d = max_state_dim(
+        mat.shape,
+        n_stages,
+        budget,
+        esann_off_by_one=esann_off_by_one,
+        exact_count=exact_count,
+    )
+    info = {
+        "n_stages": int(n_stages),
+        "state_dim": int(d),
+        "budget": budget,
+        "share": float(share),
+        "exact_count": bool(exact_count),
+        "esann_off_by_one": bool(esann_off_by_one),
+    }
     if d <= 0 and not esann_off_by_one:
         info.update(n_params_original=0, n_params_exact=0, n_stored=0)
         return Approximation(np.zeros_like(mat), 0, None, "SSS", info)
     real = identify_sss(mat, n_stages, d, eps=eps)
     original = sss_param_count(mat.shape, n_stages, d, exact=False)
     exact = sss_param_count(mat.shape, n_stages, d, exact=True)
-    info.update(n_params_original=original, n_params_exact=exact, n_stored=real.n_stored)
-    return Approximation(real.to_dense(), exact if exact_count else original, real, "SSS", info)
+    info.update(
+        n_params_original=original, n_params_exact=exact, n_stored=real.n_stored
+    )
+    return Approximation(
+        real.to_dense(), exact if exact_count else original, real, "SSS", info
+    )
 
 
 def stage_grid(shape: tuple[int, int], n_steps: int) -> list[int]:
@@ -381,31 +465,52 @@ def stage_grid(shape: tuple[int, int], n_steps: int) -> list[int]:
     return sorted({int(k) for k in grid if k >= 1}) or [1]
 
 
-def approximate_sss_search(weight, share: float, n_steps: int = 5, *, stages: list[int] | None = None,
-                           esann_off_by_one: bool = False, exact_count: bool = False,
-                           eps: float = DEFAULT_EPS) -> Approximation:
+def approximate_sss_search(
+    weight,
+    share: float,
+    n_steps: int = 5,
+    *,
+    stages: list[int] | None = None,
+    esann_off_by_one: bool = False,
+    exact_count: bool = False,
+    eps: float = DEFAULT_EPS,
+) -> Approximation:
     """The SSS wrapper: try every K of the grid (or `stages`), keep the lowest ‖W − W̃‖_F
     (the first one on ties). info["search"] lists (K, d, error) for every candidate."""
     mat = as_matrix(weight)
-    grid = stage_grid(mat.shape, n_steps) if stages is None else [int(k) for k in stages]
+    grid = (
+        stage_grid(mat.shape, n_steps) if stages is None else [int(k) for k in stages]
+    )
     best, best_err, tried = None, np.inf, []
     for k in grid:
-        approx = approximate_sss(mat, share, k, esann_off_by_one=esann_off_by_one,
-                                 exact_count=exact_count, eps=eps)
+        approx = approximate_sss(
+            mat,
+            share,
+            k,
+            esann_off_by_one=esann_off_by_one,
+            exact_count=exact_count,
+            eps=eps,
+        )
         err = float(np.linalg.norm(mat - approx.dense))
         tried.append((k, int(approx.info["state_dim"]), err))
         if best is None or err < best_err:
             best, best_err = approx, err
-    return Approximation(best.dense, best.n_params, best.structure, best.method,
-                         {**best.info, "search": tuple(tried)})
+    return Approximation(
+        best.dense,
+        best.n_params,
+        best.structure,
+        best.method,
+        {**best.info, "search": tuple(tried)},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # random SSS matrices (test matrices and benchmarks)
 
 
-def random_realisation(dims_in, dims_out, state_dim: int, rng: np.random.Generator,
-                       decay: float = 1.0) -> SSSRealisation:
+def random_realisation(
+    dims_in, dims_out, state_dim: int, rng: np.random.Generator, decay: float = 1.0
+) -> SSSRealisation:
     """A random SSS realisation with state dimension min(d, Hankel block size) on every inner boundary.
 
     Transitions A_k, E_k are `decay` times matrices with orthonormal rows or columns, so products of

@@ -49,27 +49,44 @@ def low_rank_matrix(n: int, rng: np.random.Generator, rank: int = 100) -> np.nda
     return rng.uniform(-1, 1, size=(n, rank)) @ rng.uniform(-1, 1, size=(rank, n))
 
 
-def linear_sv_matrix(n: int, rng: np.random.Generator, smallest: float = 0.1, largest: float = 1.0) -> np.ndarray:
+def linear_sv_matrix(
+    n: int, rng: np.random.Generator, smallest: float = 0.1, largest: float = 1.0
+) -> np.ndarray:
     u, _, vt = np.linalg.svd(rng.uniform(-1, 1, size=(n, n)))
     s = np.linspace(smallest, largest, n)[::-1]
     return (u * s) @ vt
 
 
-def sss_matrix(n: int, rng: np.random.Generator, stage_size: int = 10, state_dim: int = 5) -> np.ndarray:
+def sss_matrix(
+    n: int, rng: np.random.Generator, stage_size: int = 10, state_dim: int = 5
+) -> np.ndarray:
     if stage_size < 1 or n % stage_size:
-        raise ValueError(f"the size {n} must be a multiple of the stage size {stage_size}")
+        raise ValueError(
+            f"the size {n} must be a multiple of the stage size {stage_size}"
+        )
     dims = stage_sizes(n, n // stage_size)
-    return identify_sss(rng.uniform(-1, 1, size=(n, n)), state_dim=state_dim, dims_in=dims, dims_out=dims).to_dense()
+    return identify_sss(
+        rng.uniform(-1, 1, size=(n, n)),
+        state_dim=state_dim,
+        dims_in=dims,
+        dims_out=dims,
+    ).to_dense()
 
 
-def psm_matrix(n: int, rng: np.random.Generator, n_factors: int = 3, density: float = 0.1) -> np.ndarray:
+def psm_matrix(
+    n: int, rng: np.random.Generator, n_factors: int = 3, density: float = 0.1
+) -> np.ndarray:
     prod = scipy.sparse.identity(n, format="csr")
     for _ in range(n_factors):
-        prod = prod @ scipy.sparse.random(n, n, density=density, format="csr", random_state=rng)
+        prod = prod @ scipy.sparse.random(
+            n, n, density=density, format="csr", random_state=rng
+        )
     return prod.toarray()
 
 
-def hierarchical_matrix(n: int, rng: np.random.Generator, eta: float = 0.5, min_block_size: int = 2) -> np.ndarray:
+def hierarchical_matrix(
+    n: int, rng: np.random.Generator, eta: float = 0.5, min_block_size: int = 2
+) -> np.ndarray:
     base = rng.uniform(-1, 1, size=(n, n))
     out = np.zeros((n, n))
     for b in hmat_blocks((n, n), eta, min_block_size):
@@ -85,7 +102,9 @@ def toeplitz_matrix(n: int, rng: np.random.Generator) -> np.ndarray:
     return scipy.linalg.toeplitz(column, row)
 
 
-def hankel_matrix(n: int, rng: np.random.Generator, as_transpose: bool = False) -> np.ndarray:
+def hankel_matrix(
+    n: int, rng: np.random.Generator, as_transpose: bool = False
+) -> np.ndarray:
     """A Hankel matrix (constant anti-diagonals): a Toeplitz matrix with its rows reversed.
     as_transpose=True: the original's transposed Toeplitz matrix (Toeplitz, not Hankel)."""
     mat = toeplitz_matrix(n, rng)
@@ -98,17 +117,41 @@ def cauchy_matrix(n: int, rng: np.random.Generator) -> np.ndarray:
     return 1.0 / (a[:, None] + b[None, :])
 
 
-FAMILIES = ("orthogonal", "random", "low_rank", "linear_sv", "sss", "psm", "hierarchical", "ldr")
+FAMILIES = (
+    "orthogonal",
+    "random",
+    "low_rank",
+    "linear_sv",
+    "sss",
+    "psm",
+    "hierarchical",
+    "ldr",
+)
 
 
-def family_matrix(family: str, size: int, index: int, seed: int, *, rank: int = 100, stage_size: int = 10,
-                  state_dim: int = 5, hankel_as_transpose: bool = False) -> np.ndarray:
+def family_matrix(
+    family: str,
+    size: int,
+    index: int,
+    seed: int,
+    *,
+    rank: int = 100,
+    stage_size: int = 10,
+    state_dim: int = 5,
+    hankel_as_transpose: bool = False,
+) -> np.ndarray:
     """Matrix `index` of a family (float64), deterministic for (family, size, index, seed, options)."""
     if family not in FAMILIES:
-        raise ValueError(f"unknown test-matrix family {family!r}; known: {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"unknown test-matrix family {family!r}; known: {', '.join(FAMILIES)}"
+        )
     if size < 1:
         raise ValueError(f"size must be ≥ 1, got {size}")
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(family.encode()), int(index))))
+    rng = np.random.default_rng(
+        np.random.SeedSequence(
+            int(seed), spawn_key=(zlib.crc32(family.encode()), int(index))
+        )
+    )
     if family == "orthogonal":
         return orthogonal_matrix(size, rng)
     if family == "random":
@@ -126,9 +169,16 @@ def family_matrix(family: str, size: int, index: int, seed: int, *, rank: int = 
     kind = LDR_KINDS[index % len(LDR_KINDS)]
     if kind == "hankel":
         return hankel_matrix(size, rng, hankel_as_transpose)
-    return toeplitz_matrix(size, rng) if kind == "toeplitz" else cauchy_matrix(size, rng)
+    return (
+        toeplitz_matrix(size, rng) if kind == "toeplitz" else cauchy_matrix(size, rng)
+    )
 
 
-def family_matrices(family: str, size: int, count: int, seed: int, *, dtype=np.float32, **options) -> list[np.ndarray]:
+def family_matrices(
+    family: str, size: int, count: int, seed: int, *, dtype=np.float32, **options
+) -> list[np.ndarray]:
     """`count` matrices of a family, stored as `dtype` (float32 as the original by default)."""
-    return [family_matrix(family, size, i, seed, **options).astype(dtype) for i in range(count)]
+    return [
+        family_matrix(family, size, i, seed, **options).astype(dtype)
+        for i in range(count)
+    ]

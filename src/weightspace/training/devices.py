@@ -30,7 +30,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if isinstance(spec, torch.device):
         spec = str(spec)
     if not isinstance(spec, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}"
+        )
     text = spec.strip().lower()
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -38,7 +40,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", text)
     if match is None:
-        raise ValueError(f"unknown device {spec!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        raise ValueError(
+            f"unknown device {spec!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
     if not torch.cuda.is_available():
         raise RuntimeError(
             f"device {spec!r} was requested but CUDA is not available on this machine; "
@@ -131,9 +135,19 @@ def acquire_gpu(
     """
     ids = visible_gpu_ids()
     if n_devices is not None:
-        if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-            raise ValueError(f"n_devices must be a positive int or None, got {n_devices!r}")
-        ids = ids[:n_devices] if len(ids) >= n_devices else [str(i) for i in range(n_devices)]
+        if (
+            isinstance(n_devices, bool)
+            or not isinstance(n_devices, int)
+            or n_devices < 1
+        ):
+            raise ValueError(
+                f"n_devices must be a positive int or None, got {n_devices!r}"
+            )
+        ids = (
+            ids[:n_devices]
+            if len(ids) >= n_devices
+            else [str(i) for i in range(n_devices)]
+        )
     if not ids:
         raise RuntimeError(
             "no GPU is visible to this job (CUDA_VISIBLE_DEVICES is empty or torch sees no CUDA device); "
@@ -141,7 +155,10 @@ def acquire_gpu(
         )
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    paths = [lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu_id)}.lock" for gpu_id in ids]
+    paths = [
+        lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu_id)}.lock"
+        for gpu_id in ids
+    ]
 
     deadline = time.monotonic() + timeout
     while True:

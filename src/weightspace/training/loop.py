@@ -110,7 +110,9 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     at ``path`` is always either the previous complete version or the new complete one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
@@ -132,7 +134,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"cannot read checkpoint {path} ({type(error).__name__}: {error}); delete it to train from scratch"
         ) from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RuntimeError(f"{path} is not a training checkpoint of this version; delete it to train from scratch")
+        raise RuntimeError(
+            f"{path} is not a training checkpoint of this version; delete it to train from scratch"
+        )
     return state
 
 
@@ -148,7 +152,9 @@ def _loader_generators(loaders: Iterable) -> list[torch.Generator]:
             getattr(getattr(batch_sampler, "sampler", None), "generator", None),
         ]
         for generator in candidates:
-            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+            if isinstance(generator, torch.Generator) and all(
+                generator is not g for g in found
+            ):
                 found.append(generator)
     return found
 
@@ -159,18 +165,28 @@ def _rng_state(generators: list[torch.Generator]) -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            np_state[1].tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "python": [version, list(key), gauss_next],
         "generators": [g.get_state() for g in generators],
     }
 
 
-def _set_rng_state(state: dict[str, Any], generators: list[torch.Generator], path) -> None:
+def _set_rng_state(
+    state: dict[str, Any], generators: list[torch.Generator], path
+) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     name, key, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
+    np.random.set_state(
+        (name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached)
+    )
     version, key, gauss_next = state["python"]
     random.setstate((version, tuple(key), gauss_next))
     if len(state["generators"]) != len(generators):
@@ -228,7 +244,12 @@ def evaluate(
                 correct += (outputs.argmax(dim=1) == targets).sum().item()
                 if top5:
                     k = min(5, outputs.shape[1])
-                    correct5 += (outputs.topk(k, dim=1).indices == targets[:, None]).any(dim=1).sum().item()
+                    correct5 += (
+                        (outputs.topk(k, dim=1).indices == targets[:, None])
+                        .any(dim=1)
+                        .sum()
+                        .item()
+                    )
     finally:
         model.train(was_training)
     if count == 0:
@@ -252,7 +273,9 @@ def _log_function(log) -> Callable[[str], None]:
         return log.info
     if callable(log):
         return log
-    raise TypeError(f"log must be a logging.Logger, a callable taking a string, or None; got {type(log).__name__}")
+    raise TypeError(
+        f"log must be a logging.Logger, a callable taking a string, or None; got {type(log).__name__}"
+    )
 
 
 def _format_metrics(metrics: Mapping[str, Any]) -> str:
@@ -308,11 +331,15 @@ def train(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
     if scheduler_interval not in ("epoch", "step"):
-        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        raise ValueError(
+            f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+        )
     eval_loaders = dict(eval_loaders or {})
     for name in eval_loaders:
         if not isinstance(name, str) or not name or name == "train":
-            raise ValueError(f"evaluation loader names must be non-empty strings other than 'train', got {name!r}")
+            raise ValueError(
+                f"evaluation loader names must be non-empty strings other than 'train', got {name!r}"
+            )
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     emit = _log_function(log)
     device = resolve_device(device)
@@ -328,7 +355,9 @@ def train(
     def evaluate_all() -> dict[str, Any]:
         metrics = {}
         for name, loader in eval_loaders.items():
-            for key, value in evaluate(model, loader, loss_fn, device, top5=top5).items():
+            for key, value in evaluate(
+                model, loader, loss_fn, device, top5=top5
+            ).items():
                 metrics[f"{name}_{key}"] = value
         return metrics
 
@@ -341,7 +370,9 @@ def train(
             history=history,
             resumed_from_epoch=resumed_from,
             seconds=time.perf_counter() - started,
-            checkpoint_path=str(checkpoint_path) if checkpoint_path is not None else None,
+            checkpoint_path=str(checkpoint_path)
+            if checkpoint_path is not None
+            else None,
             **divergence,
         )
 
@@ -364,7 +395,11 @@ def train(
                 "delete it to train from scratch"
             ) from error
         _set_rng_state(state["rng"], generators, checkpoint_path)
-        start_epoch, global_step, history = state["epoch"], state["global_step"], list(state["history"])
+        start_epoch, global_step, history = (
+            state["epoch"],
+            state["global_step"],
+            list(state["history"]),
+        )
         resumed_from = start_epoch
         emit(f"resuming from {checkpoint_path} after epoch {start_epoch}/{epochs}")
     elif eval_before_training:
@@ -388,7 +423,9 @@ def train(
             loss_value = loss.item()
             global_step += 1
             if not math.isfinite(loss_value):
-                emit(f"epoch {epoch}/{epochs}: loss became {loss_value} at step {step} (global step {global_step})")
+                emit(
+                    f"epoch {epoch}/{epochs}: loss became {loss_value} at step {step} (global step {global_step})"
+                )
                 return result(
                     DIVERGED,
                     diverged_epoch=epoch,
@@ -410,12 +447,19 @@ def train(
             if classification:
                 correct += (outputs.detach().argmax(dim=1) == targets).sum().item()
             if log_every and step % log_every == 0:
-                emit(f"epoch {epoch}/{epochs} step {step} train_loss {total_loss / count:.4g}")
+                emit(
+                    f"epoch {epoch}/{epochs} step {step} train_loss {total_loss / count:.4g}"
+                )
         if count == 0:
             raise ValueError("the training loader yielded no batches")
         if not _params_finite(model):
             emit(f"epoch {epoch}/{epochs}: weights became non-finite; stopping")
-            return result(DIVERGED, diverged_epoch=epoch, diverged_step=step, diverged_global_step=global_step)
+            return result(
+                DIVERGED,
+                diverged_epoch=epoch,
+                diverged_step=step,
+                diverged_global_step=global_step,
+            )
 
         metrics: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / count}
         if classification:
@@ -424,8 +468,17 @@ def train(
         metrics.update(evaluate_all())
         if scheduler is not None and scheduler_interval == "epoch":
             if plateau:
-                monitored = next((v for k, v in metrics.items() if k.endswith("_loss") and k != "train_loss"), None)
-                scheduler.step(metrics["train_loss"] if monitored is None else monitored)
+                monitored = next(
+                    (
+                        v
+                        for k, v in metrics.items()
+                        if k.endswith("_loss") and k != "train_loss"
+                    ),
+                    None,
+                )
+                scheduler.step(
+                    metrics["train_loss"] if monitored is None else monitored
+                )
             else:
                 scheduler.step()
         if on_epoch_end is not None:
@@ -443,12 +496,16 @@ def train(
                     "global_step": global_step,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scheduler": scheduler.state_dict()
+                    if scheduler is not None
+                    else None,
                     "history": history,
                     "rng": _rng_state(generators),
                 },
                 checkpoint_path,
             )
-        emit(f"epoch {epoch}/{epochs} {_format_metrics(metrics)} ({metrics['seconds']:.1f}s)")
+        emit(
+            f"epoch {epoch}/{epochs} {_format_metrics(metrics)} ({metrics['seconds']:.1f}s)"
+        )
 
     return result(COMPLETED)

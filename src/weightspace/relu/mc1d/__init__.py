@@ -44,16 +44,17 @@ chunk state) and ``chunk`` (``run_chunk``).
 from weightspace.relu.criterion import LABELS, POINTS
 from weightspace.relu.mc1d.chunk import run_chunk
 from weightspace.relu.mc1d.config import KERNELS, OPTIMIZERS, STEP_SIZES, MCConfig
-from weightspace.relu.mc1d.gd import (
+
+# The kernels by name and the nets' parameters, for tests that drive a kernel directly.
+from weightspace.relu.mc1d.gd import (  # noqa: F401
     GDStepper,
+    _make_kernel,
+    _resolve_kernel,
     gd_step,
     gradients,
     kernel_output,
     train_gd,
 )
-
-# The kernels by name and the nets' parameters, for tests that drive a kernel directly.
-from weightspace.relu.mc1d.gd import _make_kernel, _resolve_kernel  # noqa: F401
 from weightspace.relu.mc1d.kernel import _Nets  # noqa: F401
 from weightspace.relu.mc1d.minibatches import minibatch_frequencies
 from weightspace.relu.mc1d.network import loss, network_output

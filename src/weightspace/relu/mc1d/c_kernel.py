@@ -19,8 +19,10 @@ class _CKernel(_Kernel):
 
     def __init__(self, n, m, device, dtype):
         if torch.device(device).type != "cpu" or dtype != torch.float64:
-            raise ValueError(f"the C kernel runs on the CPU in float64, got {device} and {dtype}; "
-                             "use kernel='scatter' or 'dense'")
+            raise ValueError(
+                f"the C kernel runs on the CPU in float64, got {device} and {dtype}; "
+                "use kernel='scatter' or 'dense'"
+            )
         super().__init__(n, m, device, dtype)
         ckernel.library()  # build or load now, so that a missing compiler is reported here
         self._scatter_kernel = None
@@ -28,7 +30,9 @@ class _CKernel(_Kernel):
     @property
     def _scatter(self) -> _ScatterKernel:
         if self._scatter_kernel is None:
-            self._scatter_kernel = _ScatterKernel(self.n, self.m, self.device, self.dtype)
+            self._scatter_kernel = _ScatterKernel(
+                self.n, self.m, self.device, self.dtype
+            )
         return self._scatter_kernel
 
     @property
@@ -51,5 +55,7 @@ class _CKernel(_Kernel):
     def gd_step(self, nets: _Nets, coef, ncy, vmax, vmin) -> None:
         ckernel.gd_steps(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin, 1)
 
-    def gd_steps(self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None) -> None:
+    def gd_steps(
+        self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None
+    ) -> None:
         ckernel.gd_steps(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin, steps)

@@ -24,11 +24,19 @@ from weightspace.relu.shared import ADAM_BETAS, ADAM_EPS
 from weightspace.relu.statistics import Status
 
 
-def _adam_update(nets: _Nets, kern: _Kernel, rsum: torch.Tensor, moments: dict, h: torch.Tensor,
-                 t: int) -> None:
+def _adam_update(
+    nets: _Nets,
+    kern: _Kernel,
+    rsum: torch.Tensor,
+    moments: dict,
+    h: torch.Tensor,
+    t: int,
+) -> None:
     beta1, beta2 = ADAM_BETAS
     grads = {
-        "a": nets.w * kern.g1, "b": nets.w * kern.g0, "c": rsum,
+        "a": nets.w * kern.g1,
+        "b": nets.w * kern.g0,
+        "c": rsum,
         "w": nets.a * kern.g1 + nets.b * kern.g0,
     }
     corr1 = 1.0 - beta1**t
@@ -42,11 +50,19 @@ def _adam_update(nets: _Nets, kern: _Kernel, rsum: torch.Tensor, moments: dict, 
         getattr(nets, key).sub_(m / corr1 / denom * lr)
 
 
-def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: float,
-              device="cpu", dtype: torch.dtype = torch.float64,
-              progress: Callable[[dict], None] | None = None, state: ChunkState | Mapping | None = None,
-              checkpoint_every: int | None = None,
-              checkpoint: Callable[[ChunkState], None] | None = None) -> ChunkResult:
+def run_chunk(
+    config: MCConfig,
+    seed: int,
+    n_runs: int,
+    width: int,
+    offset: float,
+    device="cpu",
+    dtype: torch.dtype = torch.float64,
+    progress: Callable[[dict], None] | None = None,
+    state: ChunkState | Mapping | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint: Callable[[ChunkState], None] | None = None,
+) -> ChunkResult:
     """Train ``n_runs`` nets of width ``width`` on offset Δ = ``offset`` and classify each.
 
     ``progress(info)`` is called after every check with {"check", "live", "counts"}.
@@ -56,7 +72,9 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
     if isinstance(config, Mapping):
         config = MCConfig.from_dict(config)
     if n_runs < 1 or width < 1:
-        raise ValueError(f"need n_runs >= 1 and width >= 1, got n_runs={n_runs}, width={width}")
+        raise ValueError(
+            f"need n_runs >= 1 and width >= 1, got n_runs={n_runs}, width={width}"
+        )
     device = torch.device(device)
     kernel_name = _resolve_kernel(config.kernel, device, dtype)
     if state is None:
@@ -66,9 +84,16 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
             state = ChunkState.from_dict(state)
         _check_state(state, config, seed, n_runs, width, offset)
         state.live = {k: v.to(device) for k, v in state.live.items()}
-        state.live.update({k: state.live[k].to(dtype) for k in _LIVE_FIELDS
-                           if state.live[k].is_floating_point()})
-        state.adam = {k: v.to(device=device, dtype=dtype) for k, v in state.adam.items()}
+        state.live.update(
+            {
+                k: state.live[k].to(dtype)
+                for k in _LIVE_FIELDS
+                if state.live[k].is_floating_point()
+            }
+        )
+        state.adam = {
+            k: v.to(device=device, dtype=dtype) for k, v in state.adam.items()
+        }
         state.totals = {k: v.clone() for k, v in state.totals.items()}
 
     live, adam, totals = state.live, state.adam, state.totals
@@ -96,11 +121,17 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
             for step in range(K):
                 coef = next(batches)
                 ncy = torch.mul(coef, y).neg_()
-                rsum = kern.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"])
+                rsum = kern.backprop(
+                    nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"]
+                )
                 _adam_update(nets, kern, rsum, adam, h, checks * K + step + 1)
-        elif stochastic:  # SGD: the step size goes into the coefficients; blocks of steps at once
+        elif (
+            stochastic
+        ):  # SGD: the step size goes into the coefficients; blocks of steps at once
             for coef in _minibatch_blocks(p, config.minibatch_size, K, gen, h):
-                kern.gd_steps(nets, coef, torch.mul(coef, y).neg_(), live["hi"], live["lo"])
+                kern.gd_steps(
+                    nets, coef, torch.mul(coef, y).neg_(), live["hi"], live["lo"]
+                )
         else:
             kern.gd_steps(nets, coef, ncy, live["hi"], live["lo"], K)
         # The kernel tracks the kinks before each step; fold in the parameters after the last one.
@@ -110,15 +141,34 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
         done = _evaluate_check(config, checks, live, totals, kern, y)
         _compact(live, adam, done)
         if progress is not None:
-            progress({"check": checks, "live": int(live["ids"].numel()), "counts": _counts(totals)})
-        if (checkpoint is not None and checkpoint_every and checks % checkpoint_every == 0
-                and checks < config.max_checks and active_count() > 0):
-            checkpoint(ChunkState(config=config.to_dict(), seed=int(seed), n_runs=n_runs, width=width,
-                                  offset=float(offset), checks_done=checks,
-                                  generator_state=gen.get_state().clone(),
-                                  live={k: v.clone() for k, v in live.items()},
-                                  adam={k: v.clone() for k, v in adam.items()},
-                                  totals={k: v.clone() for k, v in totals.items()}))
+            progress(
+                {
+                    "check": checks,
+                    "live": int(live["ids"].numel()),
+                    "counts": _counts(totals),
+                }
+            )
+        if (
+            checkpoint is not None
+            and checkpoint_every
+            and checks % checkpoint_every == 0
+            and checks < config.max_checks
+            and active_count() > 0
+        ):
+            checkpoint(
+                ChunkState(
+                    config=config.to_dict(),
+                    seed=int(seed),
+                    n_runs=n_runs,
+                    width=width,
+                    offset=float(offset),
+                    checks_done=checks,
+                    generator_state=gen.get_state().clone(),
+                    live={k: v.clone() for k, v in live.items()},
+                    adam={k: v.clone() for k, v in adam.items()},
+                    totals={k: v.clone() for k, v in totals.items()},
+                )
+            )
 
     # Whatever still trains has hit max_checks (in testing mode: or was certified earlier).
     ids = live["ids"].cpu()
@@ -129,8 +179,14 @@ def run_chunk(config: MCConfig, seed: int, n_runs: int, width: int, offset: floa
     return _result(config, state, totals, checks, device, dtype, kernel_name)
 
 
-def _evaluate_check(config: MCConfig, check: int, live: dict, totals: dict, kern: _Kernel,
-                    y: torch.Tensor) -> torch.Tensor:
+def _evaluate_check(
+    config: MCConfig,
+    check: int,
+    live: dict,
+    totals: dict,
+    kern: _Kernel,
+    y: torch.Tensor,
+) -> torch.Tensor:
     """Decide statuses of the live nets after ``check`` checks and record them in ``totals``.
 
     Returns the (CPU, bool) mask of live nets that stop training now.
@@ -145,8 +201,14 @@ def _evaluate_check(config: MCConfig, check: int, live: dict, totals: dict, kern
 
     if config.early_stopping:
         # Fresh extremes: the kinks at these parameters are already recorded.
-        f = kern.forward(live["a"], live["b"], live["c"], live["w"], live["hi"].clone(),
-                         live["lo"].clone())
+        f = kern.forward(
+            live["a"],
+            live["b"],
+            live["c"],
+            live["w"],
+            live["hi"].clone(),
+            live["lo"].clone(),
+        )
         val = (live["val_weights"] * (y - f) ** 2).sum(1)
         improved = val < live["best_val"] - config.min_delta
         live["best_val"] = torch.where(improved, val, live["best_val"])
@@ -160,9 +222,18 @@ def _evaluate_check(config: MCConfig, check: int, live: dict, totals: dict, kern
         sel = candidates.nonzero().squeeze(1)
         if sel.numel() > 0:
             res = crit.sufficient_criterion(
-                live["a"][sel], live["b"][sel], live["c"][sel], live["w"][sel], live["h"][sel],
-                live["weights"][sel], y, psi_bound=config.psi_bound)
-            sub = torch.full((sel.numel(),), int(Status.UNFINISHED), device=device, dtype=torch.int64)
+                live["a"][sel],
+                live["b"][sel],
+                live["c"][sel],
+                live["w"][sel],
+                live["h"][sel],
+                live["weights"][sel],
+                y,
+                psi_bound=config.psi_bound,
+            )
+            sub = torch.full(
+                (sel.numel(),), int(Status.UNFINISHED), device=device, dtype=torch.int64
+            )
             sub[res.certified] = int(Status.LOCALLY_CONVERGED)
             sub[res.a_degenerate] = int(Status.A_DEGENERATE)
             sub[res.x_degenerate] = int(Status.X_DEGENERATE)
@@ -217,13 +288,25 @@ def _result(config, state, totals, checks, device, dtype, kernel_name) -> ChunkR
     hist = {}
     for s in Status:
         sel = stop[status == int(s)]
-        hist[s.name] = np.bincount(sel.clip(0), minlength=config.max_checks + 1).tolist()
+        hist[s.name] = np.bincount(
+            sel.clip(0), minlength=config.max_checks + 1
+        ).tolist()
     cert = totals["certified_check"].numpy() >= 0
     return ChunkResult(
-        config=config.to_dict(), seed=state.seed, n_runs=state.n_runs, width=state.width,
-        offset=state.offset, device=str(device), dtype=str(dtype).replace("torch.", ""),
-        kernel=kernel_name, checks_run=checks, counts=_counts(totals), stop_histogram=hist,
-        status=status, stop_check=stop, max_kink=totals["max_kink"].numpy().copy(),
+        config=config.to_dict(),
+        seed=state.seed,
+        n_runs=state.n_runs,
+        width=state.width,
+        offset=state.offset,
+        device=str(device),
+        dtype=str(dtype).replace("torch.", ""),
+        kernel=kernel_name,
+        checks_run=checks,
+        counts=_counts(totals),
+        stop_histogram=hist,
+        status=status,
+        stop_check=stop,
+        max_kink=totals["max_kink"].numpy().copy(),
         step_size=totals["step_size"].numpy().copy(),
         n_certified=int(cert.sum()),
         certified_then_crossed=int(totals["crossed_after_certified"].numpy().sum()),

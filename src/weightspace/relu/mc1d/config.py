@@ -27,7 +27,9 @@ class MCConfig(ConfigBase):
     patience: int = positive(10)
     min_delta: float = 1e-8
     small_step: float = 0.01  # h = small_step / m
-    testing: bool = False  # keep certified nets running and record whether any crosses later
+    testing: bool = (
+        False  # keep certified nets running and record whether any crosses later
+    )
     # "original" reproduces the original S_ψ bound (see criterion.py)
     psi_bound: str = choice("exact", PSI_BOUNDS)
     kernel: str = choice("auto", KERNELS)

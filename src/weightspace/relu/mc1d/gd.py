@@ -15,7 +15,9 @@ from weightspace.relu.mc1d.kernel import _Kernel, _max_kink, _Nets
 from weightspace.relu.mc1d.scatter import _ScatterKernel
 
 
-def _resolve_kernel(kernel: str, device: torch.device, dtype: torch.dtype = torch.float64) -> str:
+def _resolve_kernel(
+    kernel: str, device: torch.device, dtype: torch.dtype = torch.float64
+) -> str:
     if kernel == "auto":
         if device.type == "cuda":
             return "dense"
@@ -29,7 +31,9 @@ def _make_kernel(kernel: str, n: int, m: int, device, dtype) -> _Kernel:
     if kernel == "scatter":
         if dtype != torch.float64:
             # The rounding trick behind the class index needs the float64 mantissa.
-            raise ValueError(f"the scatter kernel needs float64, got {dtype}; use kernel='dense'")
+            raise ValueError(
+                f"the scatter kernel needs float64, got {dtype}; use kernel='dense'"
+            )
         return _ScatterKernel(n, m, device, dtype)
     return _DenseKernel(n, m, device, dtype)
 
@@ -65,8 +69,17 @@ class GDStepper:
         return _max_kink(self._hi, self._lo)
 
 
-def train_gd(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor, weights: torch.Tensor,
-             h: torch.Tensor, y: torch.Tensor, steps: int = 1, kernel: str = "auto"):
+def train_gd(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    w: torch.Tensor,
+    weights: torch.Tensor,
+    h: torch.Tensor,
+    y: torch.Tensor,
+    steps: int = 1,
+    kernel: str = "auto",
+):
     """``steps`` simultaneous GD steps with per-net step sizes h (P,) on ½Σp̂(f − y)².
 
     Returns new tensors (a, b, c, w, max_kink), max_kink (P,) being the max of |b/a| over the

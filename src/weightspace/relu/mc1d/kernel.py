@@ -65,7 +65,9 @@ class _Kernel:
         rsum = self.backprop(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin)
         _gd_update(nets, self, rsum)
 
-    def gd_steps(self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None) -> None:
+    def gd_steps(
+        self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None
+    ) -> None:
         """``steps`` GD steps with the same (n, 6) coef and ncy, or one step per row of (n, k, 6)
         blocks (SGD)."""
         if coef.dim() == 3:

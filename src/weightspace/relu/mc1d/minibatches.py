@@ -10,8 +10,13 @@ import torch
 _MINIBATCH_DRAWS = 1 << 21
 
 
-def minibatch_frequencies(weights: torch.Tensor, size: int, steps: int, gen: torch.Generator,
-                     scale: torch.Tensor | None = None):
+def minibatch_frequencies(
+    weights: torch.Tensor,
+    size: int,
+    steps: int,
+    gen: torch.Generator,
+    scale: torch.Tensor | None = None,
+):
     """Yield, for each of ``steps`` SGD steps, the (n, 6) minibatch frequencies
     Multinomial(size, p̂)/size per net (a minibatch of ``size`` points drawn i.i.d. from p̂),
     times ``scale`` (n,) if given. Draws are made for blocks of steps at once."""
@@ -29,7 +34,9 @@ def _minibatch_blocks(weights, size, steps, gen, scale=None):
         # Draw j of step t lands in column t·6 + point.
         offset = torch.arange(k, device=weights.device).repeat_interleave(size) * points
         counts = torch.zeros(n, k * points, device=weights.device, dtype=weights.dtype)
-        counts.scatter_add_(1, draws.add_(offset), torch.ones_like(draws, dtype=weights.dtype))
+        counts.scatter_add_(
+            1, draws.add_(offset), torch.ones_like(draws, dtype=weights.dtype)
+        )
         freq = counts.div_(size).view(n, k, points)
         if scale is not None:
             freq.mul_(scale.view(n, 1, 1))

@@ -8,8 +8,9 @@ import torch
 from weightspace.relu import criterion as crit
 
 
-def network_output(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
-                   x: torch.Tensor) -> torch.Tensor:
+def network_output(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, w: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
     """f(x) for P nets at the points x (k,): (P, k). Dense; meant for tests and diagnostics."""
     pre = a.unsqueeze(1) * x.view(1, -1, 1) + b.unsqueeze(1)
     return c.unsqueeze(1) + (torch.relu(pre) * w.unsqueeze(1)).sum(2)

@@ -53,7 +53,9 @@ class _ScatterWorkspace:
         src = buf["src"][:rows]
         self.wa, self.wb = src[..., 0], src[..., 1]
         self.src = torch.view_as_complex(src)
-        self.hist = buf["hist"][:rows]  # per-class sums, then (in place) their running sums
+        self.hist = buf["hist"][
+            :rows
+        ]  # per-class sums, then (in place) their running sums
         self.lo_bins, self.hi_bins = self.hist[:, 0:6], self.hist[:, 8:14]
         self.fparts = buf["fparts"][:rows]
         fp = torch.view_as_real(self.fparts)
@@ -87,9 +89,15 @@ class _ScatterKernel(_Kernel):
         empty = lambda *shape, dt=dtype: torch.empty(*shape, device=device, dtype=dt)  # noqa: E731
         cdt = torch.complex128
         self._buf = {
-            "q": empty(rb, m), "g0": empty(rb, m), "g1": empty(rb, m), "ext": empty(rb),
-            "f": empty(rb, 6), "src": empty(rb, m, 2),
-            "hist": empty(rb, 16, dt=cdt), "fparts": empty(rb, 6, dt=cdt), "resid": empty(2, rb, 6),
+            "q": empty(rb, m),
+            "g0": empty(rb, m),
+            "g1": empty(rb, m),
+            "ext": empty(rb),
+            "f": empty(rb, 6),
+            "src": empty(rb, m, 2),
+            "hist": empty(rb, 16, dt=cdt),
+            "fparts": empty(rb, 6, dt=cdt),
+            "resid": empty(2, rb, 6),
             "x_rows": self.x.expand(rb, 6).contiguous(),
             "table": torch.zeros(2, rb, 16, device=device, dtype=dtype),
         }
@@ -105,11 +113,15 @@ class _ScatterKernel(_Kernel):
     def _out(self, name: str, *shape) -> torch.Tensor:
         t = self._full.get(name)
         if t is None:
-            t = self._full[name] = torch.empty(*shape, device=self.device, dtype=self.dtype)
+            t = self._full[name] = torch.empty(
+                *shape, device=self.device, dtype=self.dtype
+            )
         return t
 
     def _split(self, *tensors):
-        if self.rows >= self.n:  # one block: skip the views (each op costs microseconds)
+        if (
+            self.rows >= self.n
+        ):  # one block: skip the views (each op costs microseconds)
             return (tensors,)
         return zip(*(t.split(self.rows) for t in tensors))
 
@@ -150,7 +162,9 @@ class _ScatterKernel(_Kernel):
         torch.addcmul(ws.fp_b, ws.fp_a, self.x, out=f)
         return f.add_(c)
 
-    def _backprop_block(self, ws, a, b, c, w, coef, ncy, vmax, vmin, g1, g0) -> torch.Tensor:
+    def _backprop_block(
+        self, ws, a, b, c, w, coef, ncy, vmax, vmin, g1, g0
+    ) -> torch.Tensor:
         f = self._forward_block(ws, a, b, c, w, vmax, vmin, ws.f)
         r = torch.addcmul(ncy, f, coef, out=ws.r)
         torch.mul(r, ws.x_rows, out=ws.xr)
@@ -169,19 +183,39 @@ class _ScatterKernel(_Kernel):
 
     def forward(self, a, b, c, w, vmax, vmin) -> torch.Tensor:
         f = self._out("f", self.n, 6)
-        for a_k, b_k, c_k, w_k, hi_k, lo_k, f_k in self._split(a, b, c.unsqueeze(1), w, vmax, vmin, f):
-            self._forward_block(self._workspace(a_k.shape[0]), a_k, b_k, c_k, w_k, hi_k, lo_k, f_k)
+        for a_k, b_k, c_k, w_k, hi_k, lo_k, f_k in self._split(
+            a, b, c.unsqueeze(1), w, vmax, vmin, f
+        ):
+            self._forward_block(
+                self._workspace(a_k.shape[0]), a_k, b_k, c_k, w_k, hi_k, lo_k, f_k
+            )
         return f
 
     def backprop(self, a, b, c, w, coef, ncy, vmax, vmin) -> torch.Tensor:
         n = self.n
         coef, ncy = _rows(coef, n), _rows(ncy, n)
         rsum = self._out("rsum", n)
-        for a_k, b_k, c_k, w_k, coef_k, ncy_k, hi_k, lo_k, g1_k, g0_k, rsum_k in self._split(
-                a, b, c.unsqueeze(1), w, coef, ncy, vmax, vmin, self.g1, self.g0, rsum):
+        for (
+            a_k,
+            b_k,
+            c_k,
+            w_k,
+            coef_k,
+            ncy_k,
+            hi_k,
+            lo_k,
+            g1_k,
+            g0_k,
+            rsum_k,
+        ) in self._split(
+            a, b, c.unsqueeze(1), w, coef, ncy, vmax, vmin, self.g1, self.g0, rsum
+        ):
             ws = self._workspace(a_k.shape[0])
-            rsum_k.copy_(self._backprop_block(ws, a_k, b_k, c_k, w_k, coef_k, ncy_k, hi_k, lo_k,
-                                              g1_k, g0_k))
+            rsum_k.copy_(
+                self._backprop_block(
+                    ws, a_k, b_k, c_k, w_k, coef_k, ncy_k, hi_k, lo_k, g1_k, g0_k
+                )
+            )
         return rsum
 
     def gd_step(self, nets: _Nets, coef, ncy, vmax, vmin) -> None:
@@ -190,10 +224,24 @@ class _ScatterKernel(_Kernel):
         coef, ncy = _rows(coef, n), _rows(ncy, n)
         new_w = self.spare
         for a, b, c, c_col, w, coef_k, ncy_k, hi_k, lo_k, nw in self._split(
-                nets.a, nets.b, nets.c, nets.c.unsqueeze(1), nets.w, coef, ncy, vmax, vmin, new_w):
+            nets.a,
+            nets.b,
+            nets.c,
+            nets.c.unsqueeze(1),
+            nets.w,
+            coef,
+            ncy,
+            vmax,
+            vmin,
+            new_w,
+        ):
             ws = self._workspace(a.shape[0])
-            rsum = self._backprop_block(ws, a, b, c_col, w, coef_k, ncy_k, hi_k, lo_k, ws.g1, ws.g0)
-            torch.addcmul(w, a, ws.g1, value=-1.0, out=nw).addcmul_(b, ws.g0, value=-1.0)
+            rsum = self._backprop_block(
+                ws, a, b, c_col, w, coef_k, ncy_k, hi_k, lo_k, ws.g1, ws.g0
+            )
+            torch.addcmul(w, a, ws.g1, value=-1.0, out=nw).addcmul_(
+                b, ws.g0, value=-1.0
+            )
             a.addcmul_(w, ws.g1, value=-1.0)
             b.addcmul_(w, ws.g0, value=-1.0)
             c.sub_(rsum)

@@ -16,12 +16,30 @@ from weightspace.relu import criterion as crit
 from weightspace.relu.mc1d.config import MCConfig
 from weightspace.relu.statistics import Status, estimate_crossing_probability
 
-
-_LIVE_FIELDS = ("ids", "a", "b", "c", "w", "h", "weights", "val_weights", "hi", "lo",
-                "best_val", "wait", "certified")
+_LIVE_FIELDS = (
+    "ids",
+    "a",
+    "b",
+    "c",
+    "w",
+    "h",
+    "weights",
+    "val_weights",
+    "hi",
+    "lo",
+    "best_val",
+    "wait",
+    "certified",
+)
 _ADAM_FIELDS = ("m_a", "m_b", "m_c", "m_w", "v_a", "v_b", "v_c", "v_w")
-_GLOBAL_FIELDS = ("status", "stop_check", "max_kink", "step_size", "certified_check",
-                  "crossed_after_certified")
+_GLOBAL_FIELDS = (
+    "status",
+    "stop_check",
+    "max_kink",
+    "step_size",
+    "certified_check",
+    "crossed_after_certified",
+)
 
 
 @dataclass
@@ -45,8 +63,12 @@ class ChunkState:
 
     def to_dict(self) -> dict:
         out = {
-            "config": dict(self.config), "seed": self.seed, "n_runs": self.n_runs, "width": self.width,
-            "offset": self.offset, "checks_done": self.checks_done,
+            "config": dict(self.config),
+            "seed": self.seed,
+            "n_runs": self.n_runs,
+            "width": self.width,
+            "offset": self.offset,
+            "checks_done": self.checks_done,
             "generator_state": self.generator_state.detach().cpu().clone(),
         }
         for group in ("live", "adam", "totals"):
@@ -66,11 +88,19 @@ class ChunkState:
         missing = [f for f in _LIVE_FIELDS if f not in groups["live"]]
         missing += [f for f in _GLOBAL_FIELDS if f not in groups["totals"]]
         if missing:
-            raise ValueError(f"ChunkState dict lacks {missing}; was it written by ChunkState.to_dict?")
-        return cls(config=dict(data["config"]), seed=int(data["seed"]), n_runs=int(data["n_runs"]),
-                   width=int(data["width"]), offset=float(data["offset"]),
-                   checks_done=int(data["checks_done"]), generator_state=data["generator_state"],
-                   **groups)
+            raise ValueError(
+                f"ChunkState dict lacks {missing}; was it written by ChunkState.to_dict?"
+            )
+        return cls(
+            config=dict(data["config"]),
+            seed=int(data["seed"]),
+            n_runs=int(data["n_runs"]),
+            width=int(data["width"]),
+            offset=float(data["offset"]),
+            checks_done=int(data["checks_done"]),
+            generator_state=data["generator_state"],
+            **groups,
+        )
 
 
 @dataclass
@@ -95,7 +125,9 @@ class ChunkResult:
     n_certified: int = 0  # testing=True: nets certified at some check
     certified_then_crossed: int = 0  # testing=True: of those, how many crossed later
 
-    def crossing_probability(self, z: float = 1.959963984540054) -> tuple[float, float, float]:
+    def crossing_probability(
+        self, z: float = 1.959963984540054
+    ) -> tuple[float, float, float]:
         return estimate_crossing_probability(self.counts, z)
 
     def to_dict(self) -> dict:
@@ -108,13 +140,22 @@ class ChunkResult:
         return out
 
 
-def sample_frequencies(rng: np.random.Generator, n_runs: int, n_samples: int) -> np.ndarray:
+def sample_frequencies(
+    rng: np.random.Generator, n_runs: int, n_samples: int
+) -> np.ndarray:
     """p̂ = Multinomial(n_samples, uniform over 6 points)/n_samples, (n_runs, 6)."""
     return rng.multinomial(n_samples, [1.0 / 6.0] * 6, size=n_runs) / float(n_samples)
 
 
-def _initial_state(config: MCConfig, seed: int, n_runs: int, width: int, offset: float,
-                   device: torch.device, dtype: torch.dtype) -> ChunkState:
+def _initial_state(
+    config: MCConfig,
+    seed: int,
+    n_runs: int,
+    width: int,
+    offset: float,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> ChunkState:
     rng = np.random.default_rng(seed)
     n_samples = width * width
     weights = sample_frequencies(rng, n_runs, n_samples)
@@ -140,8 +181,16 @@ def _initial_state(config: MCConfig, seed: int, n_runs: int, width: int, offset:
     gen.manual_seed(torch_seed)
     live = {
         "ids": torch.arange(n_runs, device=device),
-        "a": a_t, "b": b_t, "c": c_t, "w": w_t, "h": h, "weights": p_t, "val_weights": pv_t,
-        "hi": torch.zeros(n_runs, device=device, dtype=dtype),  # max and min over steps of the kinks
+        "a": a_t,
+        "b": b_t,
+        "c": c_t,
+        "w": w_t,
+        "h": h,
+        "weights": p_t,
+        "val_weights": pv_t,
+        "hi": torch.zeros(
+            n_runs, device=device, dtype=dtype
+        ),  # max and min over steps of the kinks
         "lo": torch.zeros(n_runs, device=device, dtype=dtype),
         "best_val": torch.full((n_runs,), math.inf, device=device, dtype=dtype),
         "wait": torch.zeros(n_runs, device=device, dtype=torch.int64),
@@ -160,18 +209,41 @@ def _initial_state(config: MCConfig, seed: int, n_runs: int, width: int, offset:
         "certified_check": torch.full((n_runs,), -1, dtype=torch.int32),
         "crossed_after_certified": torch.zeros(n_runs, dtype=torch.bool),
     }
-    return ChunkState(config=config.to_dict(), seed=int(seed), n_runs=int(n_runs), width=int(width),
-                      offset=float(offset), checks_done=0, generator_state=gen.get_state(),
-                      live=live, adam=adam, totals=totals)
+    return ChunkState(
+        config=config.to_dict(),
+        seed=int(seed),
+        n_runs=int(n_runs),
+        width=int(width),
+        offset=float(offset),
+        checks_done=0,
+        generator_state=gen.get_state(),
+        live=live,
+        adam=adam,
+        totals=totals,
+    )
 
 
-def _check_state(state: ChunkState, config: MCConfig, seed, n_runs, width, offset) -> None:
-    mine = {"config": config.to_dict(), "seed": int(seed), "n_runs": int(n_runs), "width": int(width),
-            "offset": float(offset)}
-    theirs = {"config": state.config, "seed": state.seed, "n_runs": state.n_runs, "width": state.width,
-              "offset": state.offset}
+def _check_state(
+    state: ChunkState, config: MCConfig, seed, n_runs, width, offset
+) -> None:
+    mine = {
+        "config": config.to_dict(),
+        "seed": int(seed),
+        "n_runs": int(n_runs),
+        "width": int(width),
+        "offset": float(offset),
+    }
+    theirs = {
+        "config": state.config,
+        "seed": state.seed,
+        "n_runs": state.n_runs,
+        "width": state.width,
+        "offset": state.offset,
+    }
     bad = [k for k in mine if mine[k] != theirs[k]]
     if bad:
-        raise ValueError(f"cannot resume: the saved chunk state differs in {bad} "
-                         f"(saved {[theirs[k] for k in bad]}, asked {[mine[k] for k in bad]}); "
-                         "delete the checkpoint or run with the matching settings")
+        raise ValueError(
+            f"cannot resume: the saved chunk state differs in {bad} "
+            f"(saved {[theirs[k] for k in bad]}, asked {[mine[k] for k in bad]}); "
+            "delete the checkpoint or run with the matching settings"
+        )

@@ -52,7 +52,11 @@ from weightspace.relu.setups.initialisation import (
     init_two_layer,
     kink_through_points,
 )
-from weightspace.relu.setups.optimizers import MOMENTUM, BatchedOptimizer, make_optimizer
+from weightspace.relu.setups.optimizers import (
+    MOMENTUM,
+    BatchedOptimizer,
+    make_optimizer,
+)
 from weightspace.relu.setups.result import METRICS, SetupResult, merge_results
 from weightspace.relu.setups.selection import (
     best_by_setting,

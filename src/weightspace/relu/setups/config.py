@@ -11,7 +11,15 @@ from weightspace.relu.shared import DTYPES, ConfigBase, check_choice, choice, po
 
 PARAMETERISATIONS = ("kaiming", "ntk")
 OPTIMIZERS = ("gd", "gd-mom", "adam")
-BIAS_INITS = ("zero", "unif", "unif-pos", "unif-neg", "kink-neg-unif", "pytorch", "kink-neg-point")
+BIAS_INITS = (
+    "zero",
+    "unif",
+    "unif-pos",
+    "unif-neg",
+    "kink-neg-unif",
+    "pytorch",
+    "kink-neg-point",
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,10 @@ class SetupConfig(ConfigBase):
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.n_train % self.batch_size:
-            raise ValueError(f"n_train = {self.n_train} is not a multiple of batch_size = "
-                             f"{self.batch_size}; change train_per_dim or batch_size")
+            raise ValueError(
+                f"n_train = {self.n_train} is not a multiple of batch_size = "
+                f"{self.batch_size}; change train_per_dim or batch_size"
+            )
 
     @property
     def dim(self) -> int:
@@ -52,7 +62,12 @@ class SetupConfig(ConfigBase):
     @property
     def setting(self) -> tuple[str, str, str, str]:
         """The key a best lr is chosen for: (parameterisation, optimizer, bias_init, dist.)."""
-        return (self.parameterisation, self.optimizer, self.bias_init, self.distribution)
+        return (
+            self.parameterisation,
+            self.optimizer,
+            self.bias_init,
+            self.distribution,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,11 +83,15 @@ def base_lr(optimizer: str, parameterisation: str) -> float:
     return 8e-1 if parameterisation == "ntk" else 8e-3
 
 
-def lr_grid(optimizer: str, parameterisation: str, ks: Iterable[int] = range(-12, 11),
-            factor: float = math.sqrt(2.0)) -> list[float]:
+def lr_grid(
+    optimizer: str,
+    parameterisation: str,
+    ks: Iterable[int] = range(-12, 11),
+    factor: float = math.sqrt(2.0),
+) -> list[float]:
     """base · factor^k for k in ks (the paper: factor √2, k = −12 … 10, 23 values)."""
     base = base_lr(optimizer, parameterisation)
-    return [base * factor ** k for k in ks]
+    return [base * factor**k for k in ks]
 
 
 def refined_lr_grid(best_lr: float, ks: Iterable[int] = range(-3, 4)) -> list[float]:

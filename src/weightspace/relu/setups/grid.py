@@ -79,9 +79,16 @@ def _grid_loss_and_grads(nets: _GridNets, x: torch.Tensor, y: torch.Tensor):
     return loss, [g_w1, g_b1, g_w2, g_b2]
 
 
-def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], seed: int,
-                   device="cpu", progress: Callable[[dict], None] | None = None, *,
-                   shared_dataset: bool = False, keep_model: bool = False) -> list[SetupResult]:
+def run_setup_grid(
+    base: SetupConfig,
+    settings: Sequence[tuple[str, float]],
+    seed: int,
+    device="cpu",
+    progress: Callable[[dict], None] | None = None,
+    *,
+    shared_dataset: bool = False,
+    keep_model: bool = False,
+) -> list[SetupResult]:
     """Train the configurations ``replace(base, bias_init=b, lr=lr)`` for every (b, lr) in
     ``settings`` at once, as one batched model of len(settings) × base.n_nets independent nets.
 
@@ -95,27 +102,63 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
     """
     if not settings:
         return []
-    configs = [dataclasses.replace(base, bias_init=b, lr=float(lr)) for b, lr in settings]
+    configs = [
+        dataclasses.replace(base, bias_init=b, lr=float(lr)) for b, lr in settings
+    ]
     dist = get_distribution(base.distribution)
     dtype = torch_dtype(base.dtype)
-    c_count, p, n_train, batch = len(configs), base.n_nets, base.n_train, base.batch_size
-    data = make_data(base.distribution, p, n_train, base.n_valid, base.n_test, seed,
-                     shared_dataset=shared_dataset)
+    c_count, p, n_train, batch = (
+        len(configs),
+        base.n_nets,
+        base.n_train,
+        base.batch_size,
+    )
+    data = make_data(
+        base.distribution,
+        p,
+        n_train,
+        base.n_valid,
+        base.n_test,
+        seed,
+        shared_dataset=shared_dataset,
+    )
     ystd = data.y_std.squeeze(1).double().numpy()
 
     inits = {}
     for b in dict.fromkeys(c.bias_init for c in configs):
-        inits[b] = init_two_layer(base.parameterisation, b, dist.dim, base.width, p,
-                                  torch_generator(seed, "setups", "init", dist.dim, base.width),
-                                  x_train=data.x_train, dtype=dtype)
+        inits[b] = init_two_layer(
+            base.parameterisation,
+            b,
+            dist.dim,
+            base.width,
+            p,
+            torch_generator(seed, "setups", "init", dist.dim, base.width),
+            x_train=data.x_train,
+            dtype=dtype,
+        )
     first = inits[configs[0].bias_init]
-    nets = _GridNets(*(torch.stack([getattr(inits[c.bias_init], name) for c in configs]).to(device)
-                       .contiguous() for name in ("w1", "b1", "w2", "b2")),
-                     scale1=first.scale1, scale2=first.scale2)
+    nets = _GridNets(
+        *(
+            torch.stack([getattr(inits[c.bias_init], name) for c in configs])
+            .to(device)
+            .contiguous()
+            for name in ("w1", "b1", "w2", "b2")
+        ),
+        scale1=first.scale1,
+        scale2=first.scale2,
+    )
     del inits
     x_tr, y_tr, x_va, y_va, x_te, y_te = (
         t.to(device=device, dtype=dtype).contiguous()
-        for t in (data.x_train, data.y_train, data.x_valid, data.y_valid, data.x_test, data.y_test))
+        for t in (
+            data.x_train,
+            data.y_train,
+            data.x_valid,
+            data.y_valid,
+            data.x_test,
+            data.y_test,
+        )
+    )
     lrs = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=device)
     opt = BatchedOptimizer(base.optimizer, nets.parameters(), lrs)
 
@@ -133,7 +176,7 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
         total = torch.zeros(c_count, p, dtype=x.dtype, device=x.device)
         with torch.no_grad():
             for start in range(0, x.shape[1], chunk):
-                diff = nets(x[:, start:start + chunk]) - y[:, start:start + chunk]
+                diff = nets(x[:, start : start + chunk]) - y[:, start : start + chunk]
                 total += (diff * diff).sum(2)
         return total / x.shape[1]
 
@@ -141,8 +184,10 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
         for step in range(base.steps):
             k = step % steps_per_epoch
             if k == 0:
-                perm = torch.argsort(torch.rand(p, n_train, generator=batch_gen), dim=1).to(device)
-            idx = perm[:, k * batch:(k + 1) * batch]
+                perm = torch.argsort(
+                    torch.rand(p, n_train, generator=batch_gen), dim=1
+                ).to(device)
+            idx = perm[:, k * batch : (k + 1) * batch]
             loss, grads = _grid_loss_and_grads(nets, x_tr[rows, idx], y_tr[rows, idx])
             nan_seen |= torch.isnan(loss.sum(1))
             opt.step(grads)
@@ -157,17 +202,28 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
                 valid = mse(x_va, y_va, 1024)
                 test = mse(x_te, y_te, 1024)
                 best_valid, best_test, improved = update_best(
-                    best_valid, best_test, valid, test,
-                    best_test_uses_valid=base.best_test_uses_valid)
+                    best_valid,
+                    best_test,
+                    valid,
+                    test,
+                    best_test_uses_valid=base.best_test_uses_valid,
+                )
                 best_step = torch.where(improved, done, best_step)
                 if progress is not None:
                     scale = torch.as_tensor(ystd, device=device, dtype=valid.dtype)
                     rmse = (valid.sqrt() * scale).mean(1)
                     live = ~stopped
-                    progress({"step": done, "steps": base.steps, "configs": c_count,
-                              "stopped": int(stopped.sum()),
-                              "best_valid_rmse_min": float(rmse[live].min()) if bool(live.any())
-                              else float("nan")})
+                    progress(
+                        {
+                            "step": done,
+                            "steps": base.steps,
+                            "configs": c_count,
+                            "stopped": int(stopped.sum()),
+                            "best_valid_rmse_min": float(rmse[live].min())
+                            if bool(live.any())
+                            else float("nan"),
+                        }
+                    )
         train = mse(x_tr, y_tr, batch)
 
     def rmse(values, c):
@@ -177,21 +233,47 @@ def run_setup_grid(base: SetupConfig, settings: Sequence[tuple[str, float]], see
     for c, config in enumerate(configs):
         if aborted_at[c] is not None:
             nan = np.full(p, np.nan)
-            results.append(SetupResult(
-                config=config, status="nan", ystd=ystd.copy(), last_train_rmse=nan,
-                last_valid_rmse=nan, last_test_rmse=nan, best_valid_rmse=nan, best_test_rmse=nan,
-                best_step=np.full(p, -1, dtype=np.int64), test_bayes_rmse=dist.bayes_rmse,
-                aborted_at_step=aborted_at[c]))
+            results.append(
+                SetupResult(
+                    config=config,
+                    status="nan",
+                    ystd=ystd.copy(),
+                    last_train_rmse=nan,
+                    last_valid_rmse=nan,
+                    last_test_rmse=nan,
+                    best_valid_rmse=nan,
+                    best_test_rmse=nan,
+                    best_step=np.full(p, -1, dtype=np.int64),
+                    test_bayes_rmse=dist.bayes_rmse,
+                    aborted_at_step=aborted_at[c],
+                )
+            )
             continue
-        results.append(SetupResult(
-            config=config, status="ok", ystd=ystd.copy(), last_train_rmse=rmse(train, c),
-            last_valid_rmse=rmse(valid, c), last_test_rmse=rmse(test, c),
-            best_valid_rmse=rmse(best_valid, c), best_test_rmse=rmse(best_test, c),
-            best_step=best_step[c].cpu().numpy(), test_bayes_rmse=dist.bayes_rmse))
+        results.append(
+            SetupResult(
+                config=config,
+                status="ok",
+                ystd=ystd.copy(),
+                last_train_rmse=rmse(train, c),
+                last_valid_rmse=rmse(valid, c),
+                last_test_rmse=rmse(test, c),
+                best_valid_rmse=rmse(best_valid, c),
+                best_test_rmse=rmse(best_test, c),
+                best_step=best_step[c].cpu().numpy(),
+                test_bayes_rmse=dist.bayes_rmse,
+            )
+        )
         if keep_model:
-            results[-1].model = {name: getattr(nets, name)[c].cpu().clone()
-                                 for name in ("w1", "b1", "w2", "b2")}
+            results[-1].model = {
+                name: getattr(nets, name)[c].cpu().clone()
+                for name in ("w1", "b1", "w2", "b2")
+            }
             results[-1].model.update(
-                scale1=torch.tensor(nets.scale1), scale2=torch.tensor(nets.scale2),
-                x_mean=data.x_mean, x_std=data.x_std, y_mean=data.y_mean, y_std=data.y_std)
+                scale1=torch.tensor(nets.scale1),
+                scale2=torch.tensor(nets.scale2),
+                x_mean=data.x_mean,
+                x_std=data.x_std,
+                y_mean=data.y_mean,
+                y_std=data.y_std,
+            )
     return results

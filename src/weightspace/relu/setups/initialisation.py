@@ -22,9 +22,16 @@ def forward_scales(parameterisation: str, dim: int, width: int) -> tuple[float, 
     return 1.0, 1.0
 
 
-def init_two_layer(parameterisation: str, bias_init: str, dim: int, width: int, n_nets: int,
-                   generator: torch.Generator, x_train: torch.Tensor | None = None,
-                   dtype=torch.float32) -> BatchedTwoLayer:
+def init_two_layer(
+    parameterisation: str,
+    bias_init: str,
+    dim: int,
+    width: int,
+    n_nets: int,
+    generator: torch.Generator,
+    x_train: torch.Tensor | None = None,
+    dtype=torch.float32,
+) -> BatchedTwoLayer:
     """P nets as in the module docstring, drawn on the generator's device in float64, then cast.
 
     Draw order: W₁ normals, W₂ normals, then what the bias init needs, so every bias init and both
@@ -40,8 +47,14 @@ def init_two_layer(parameterisation: str, bias_init: str, dim: int, width: int, 
     if parameterisation == "kaiming":
         w1 = w1 * math.sqrt(2.0 / dim)
         w2 = w2 * math.sqrt(2.0 / width)
-    net = BatchedTwoLayer(w1, torch.zeros(n_nets, width, dtype=torch.float64), w2,
-                          torch.zeros(n_nets, dtype=torch.float64), scale1=s1, scale2=s2)
+    net = BatchedTwoLayer(
+        w1,
+        torch.zeros(n_nets, width, dtype=torch.float64),
+        w2,
+        torch.zeros(n_nets, dtype=torch.float64),
+        scale1=s1,
+        scale2=s2,
+    )
 
     def uniform(low, high):
         return low + (high - low) * torch.rand(n_nets, width, **f64)
@@ -60,18 +73,23 @@ def init_two_layer(parameterisation: str, bias_init: str, dim: int, width: int, 
         net.b1 = uniform(-bound, bound)
     elif bias_init == "kink-neg-point":
         if x_train is None:
-            raise ValueError("bias_init 'kink-neg-point' needs the training inputs x_train")
+            raise ValueError(
+                "bias_init 'kink-neg-point' needs the training inputs x_train"
+            )
         kink_through_points(net, x_train.to(torch.float64), generator)
     for name in ("w1", "b1", "w2", "b2"):
         setattr(net, name, getattr(net, name).to(dtype))
     return net
 
 
-def kink_through_points(net: BatchedTwoLayer, x_train: torch.Tensor,
-                        generator: torch.Generator) -> torch.Tensor:
+def kink_through_points(
+    net: BatchedTwoLayer, x_train: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """The kink-neg-point init, in place: returns the chosen point index per neuron (P, m)."""
     p, n = x_train.shape[0], x_train.shape[1]
-    idx = torch.randint(0, n, (p, net.width), generator=generator, device=generator.device)
+    idx = torch.randint(
+        0, n, (p, net.width), generator=generator, device=generator.device
+    )
     gather_idx = idx.to(x_train.device).unsqueeze(2).expand(-1, -1, net.in_dim)
     points = torch.gather(x_train, 1, gather_idx)
     z = torch.einsum("pmd,pdm->pm", points, net.w1) * net.scale1

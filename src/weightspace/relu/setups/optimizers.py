@@ -17,7 +17,9 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     check_choice("optimizer", name, OPTIMIZERS)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
-    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM if name == "gd-mom" else 0.0)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=MOMENTUM if name == "gd-mom" else 0.0
+    )
 
 
 class BatchedOptimizer:
@@ -51,8 +53,8 @@ class BatchedOptimizer:
                 m, v = st
                 m.lerp_(g, 1.0 - beta1)
                 v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-                bc1 = 1.0 - beta1 ** self.t
-                bc2 = 1.0 - beta2 ** self.t
+                bc1 = 1.0 - beta1**self.t
+                bc2 = 1.0 - beta2**self.t
                 denom = (v.sqrt() / math.sqrt(bc2)).add_(ADAM_EPS)
                 p.sub_(m / denom * (lr / bc1))
 

@@ -10,8 +10,13 @@ import numpy as np
 
 from weightspace.relu.setups.config import SetupConfig
 
-METRICS = ("last_train_rmse", "last_valid_rmse", "last_test_rmse", "best_valid_rmse",
-           "best_test_rmse")
+METRICS = (
+    "last_train_rmse",
+    "last_valid_rmse",
+    "last_test_rmse",
+    "best_valid_rmse",
+    "best_test_rmse",
+)
 
 
 @dataclass
@@ -29,7 +34,9 @@ class SetupResult:
     best_step: np.ndarray  # (P,) step count at each net's best validation check
     test_bayes_rmse: float
     aborted_at_step: int | None = None
-    model: dict | None = None  # final parameters and standardisation, with keep_model=True
+    model: dict | None = (
+        None  # final parameters and standardisation, with keep_model=True
+    )
 
     @property
     def ok(self) -> bool:
@@ -48,8 +55,13 @@ class SetupResult:
         return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
     def summary(self) -> dict:
-        out = {"status": self.status, "lr": self.config.lr, "n_nets": self.n_nets,
-               "test_bayes_rmse": self.test_bayes_rmse, "aborted_at_step": self.aborted_at_step}
+        out = {
+            "status": self.status,
+            "lr": self.config.lr,
+            "n_nets": self.n_nets,
+            "test_bayes_rmse": self.test_bayes_rmse,
+            "aborted_at_step": self.aborted_at_step,
+        }
         for metric in METRICS:
             out[metric] = self.mean(metric)
             out[f"{metric}_std"] = self.std(metric)
@@ -57,19 +69,30 @@ class SetupResult:
 
     def to_dict(self) -> dict:
         """JSON-ready form (lists instead of arrays)."""
-        out = {"config": self.config.to_dict(), "status": self.status,
-               "test_bayes_rmse": self.test_bayes_rmse, "aborted_at_step": self.aborted_at_step}
+        out = {
+            "config": self.config.to_dict(),
+            "status": self.status,
+            "test_bayes_rmse": self.test_bayes_rmse,
+            "aborted_at_step": self.aborted_at_step,
+        }
         for name in ("ystd", "best_step") + METRICS:
             out[name] = np.asarray(getattr(self, name)).tolist()
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SetupResult:
-        arrays = {name: np.asarray(data[name], dtype=np.float64) for name in ("ystd",) + METRICS}
-        return cls(config=SetupConfig.from_dict(data["config"]), status=data["status"],
-                   best_step=np.asarray(data["best_step"], dtype=np.int64),
-                   test_bayes_rmse=float(data["test_bayes_rmse"]),
-                   aborted_at_step=data.get("aborted_at_step"), **arrays)
+        arrays = {
+            name: np.asarray(data[name], dtype=np.float64)
+            for name in ("ystd",) + METRICS
+        }
+        return cls(
+            config=SetupConfig.from_dict(data["config"]),
+            status=data["status"],
+            best_step=np.asarray(data["best_step"], dtype=np.int64),
+            test_bayes_rmse=float(data["test_bayes_rmse"]),
+            aborted_at_step=data.get("aborted_at_step"),
+            **arrays,
+        )
 
 
 def merge_results(results: Sequence[SetupResult]) -> SetupResult:
@@ -80,16 +103,29 @@ def merge_results(results: Sequence[SetupResult]) -> SetupResult:
     if not results:
         raise ValueError("no results to merge")
     first = results[0]
+
     def same(config):
-        return dataclasses.replace(config, n_nets=1) == dataclasses.replace(first.config, n_nets=1)
+        return dataclasses.replace(config, n_nets=1) == dataclasses.replace(
+            first.config, n_nets=1
+        )
 
     if not all(same(r.config) for r in results):
-        raise ValueError("merge_results needs runs of one configuration (all config fields but "
-                         "n_nets equal)")
-    arrays = {name: np.concatenate([getattr(r, name) for r in results])
-              for name in ("ystd", "best_step") + METRICS}
+        raise ValueError(
+            "merge_results needs runs of one configuration (all config fields but "
+            "n_nets equal)"
+        )
+    arrays = {
+        name: np.concatenate([getattr(r, name) for r in results])
+        for name in ("ystd", "best_step") + METRICS
+    }
     bad = [r for r in results if not r.ok]
-    config = dataclasses.replace(first.config, n_nets=sum(r.config.n_nets for r in results))
-    return SetupResult(config=config, status="nan" if bad else "ok",
-                       test_bayes_rmse=first.test_bayes_rmse,
-                       aborted_at_step=bad[0].aborted_at_step if bad else None, **arrays)
+    config = dataclasses.replace(
+        first.config, n_nets=sum(r.config.n_nets for r in results)
+    )
+    return SetupResult(
+        config=config,
+        status="nan" if bad else "ok",
+        test_bayes_rmse=first.test_bayes_rmse,
+        aborted_at_step=bad[0].aborted_at_step if bad else None,
+        **arrays,
+    )

@@ -12,9 +12,16 @@ from weightspace.relu.setups.result import SetupResult
 from weightspace.relu.setups.selection import best_lr_result
 
 
-def run_distribution(settings: Mapping, distribution: str, seed: int, *, device="cpu",
-                     done: Sequence[Mapping] = (), save: Callable[[list[dict]], None] | None = None,
-                     log: Callable[..., None] | None = None) -> list[dict]:
+def run_distribution(
+    settings: Mapping,
+    distribution: str,
+    seed: int,
+    *,
+    device="cpu",
+    done: Sequence[Mapping] = (),
+    save: Callable[[list[dict]], None] | None = None,
+    log: Callable[..., None] | None = None,
+) -> list[dict]:
     """Every configuration of the setups grid for one distribution, as ``SetupResult.to_dict()``
     entries (plus their ``stage``, "grid" or "refine") in grid order.
 
@@ -31,44 +38,96 @@ def run_distribution(settings: Mapping, distribution: str, seed: int, *, device=
         return (param, opt, bias, repr(float(lr)))
 
     done = list(done)
-    finished = {key(e["config"]["parameterisation"], e["config"]["optimizer"],
-                    e["config"]["bias_init"], e["config"]["lr"]): e for e in done}
+    finished = {
+        key(
+            e["config"]["parameterisation"],
+            e["config"]["optimizer"],
+            e["config"]["bias_init"],
+            e["config"]["lr"],
+        ): e
+        for e in done
+    }
     per_batch = max(1, settings["max_batch_nets"] // settings["nets"])
 
     def train(base, pending, stage):
         """Results of (bias_init, lr) settings of one (parameterisation, optimiser), in order."""
-        todo = [s for s in pending if key(base.parameterisation, base.optimizer, *s) not in finished]
+        todo = [
+            s
+            for s in pending
+            if key(base.parameterisation, base.optimizer, *s) not in finished
+        ]
         for start in range(0, len(todo), per_batch):
-            batch = todo[start:start + per_batch]
+            batch = todo[start : start + per_batch]
 
             def progress(info, start=start, batch=batch):
-                if info["step"] % (info["steps"] // 4 or 1) == 0 or info["step"] == info["steps"]:
-                    log("%s/%s %s, configurations %d-%d of %d: step %d/%d, %d stopped (NaN), best "
-                        "valid RMSE %.4g", base.parameterisation, base.optimizer, stage, start + 1,
-                        start + len(batch), len(todo), info["step"], info["steps"], info["stopped"],
-                        info["best_valid_rmse_min"])
+                if (
+                    info["step"] % (info["steps"] // 4 or 1) == 0
+                    or info["step"] == info["steps"]
+                ):
+                    log(
+                        "%s/%s %s, configurations %d-%d of %d: step %d/%d, %d stopped (NaN), best "
+                        "valid RMSE %.4g",
+                        base.parameterisation,
+                        base.optimizer,
+                        stage,
+                        start + 1,
+                        start + len(batch),
+                        len(todo),
+                        info["step"],
+                        info["steps"],
+                        info["stopped"],
+                        info["best_valid_rmse_min"],
+                    )
 
-            for result in run_setup_grid(base, batch, seed, device=device, progress=progress):
+            for result in run_setup_grid(
+                base, batch, seed, device=device, progress=progress
+            ):
                 c = result.config
                 entry = result.to_dict() | {"stage": stage}
-                finished[key(c.parameterisation, c.optimizer, c.bias_init, c.lr)] = entry
+                finished[key(c.parameterisation, c.optimizer, c.bias_init, c.lr)] = (
+                    entry
+                )
                 done.append(entry)
             if save is not None:
                 save(done)
-        return [SetupResult.from_dict(finished[key(base.parameterisation, base.optimizer, *s)])
-                for s in pending]
+        return [
+            SetupResult.from_dict(
+                finished[key(base.parameterisation, base.optimizer, *s)]
+            )
+            for s in pending
+        ]
 
-    protocol = {k: settings[k] for k in ("width", "steps", "batch_size", "valid_every", "train_per_dim",
-                                         "n_valid", "n_test", "best_test_uses_valid", "dtype")}
+    protocol = {
+        k: settings[k]
+        for k in (
+            "width",
+            "steps",
+            "batch_size",
+            "valid_every",
+            "train_per_dim",
+            "n_valid",
+            "n_test",
+            "best_test_uses_valid",
+            "dtype",
+        )
+    }
     refine = [k for k in settings["refine_exponents"] if k != 0]
     order = []
     for param in settings["parameterisations"]:
         for opt in settings["optimizers"]:
-            base = SetupConfig(parameterisation=param, optimizer=opt, distribution=distribution,
-                               n_nets=settings["nets"], **protocol)
+            base = SetupConfig(
+                parameterisation=param,
+                optimizer=opt,
+                distribution=distribution,
+                n_nets=settings["nets"],
+                **protocol,
+            )
             centre = base_lr(opt, param)
-            grid = [(b, centre * settings["lr_factor"] ** k)
-                    for b in settings["bias_inits"] for k in settings["lr_exponents"]]
+            grid = [
+                (b, centre * settings["lr_factor"] ** k)
+                for b in settings["bias_inits"]
+                for k in settings["lr_exponents"]
+            ]
             results = train(base, grid, "grid")
             order += [key(param, opt, *s) for s in grid]
             if refine:
@@ -76,7 +135,9 @@ def run_distribution(settings: Mapping, distribution: str, seed: int, *, device=
                 for b in settings["bias_inits"]:
                     best = best_lr_result(r for r in results if r.config.bias_init == b)
                     if best is not None:
-                        finer += [(b, lr) for lr in refined_lr_grid(best.config.lr, refine)]
+                        finer += [
+                            (b, lr) for lr in refined_lr_grid(best.config.lr, refine)
+                        ]
                 train(base, finer, "refine")
                 order += [key(param, opt, *s) for s in finer]
     return [finished[k] for k in dict.fromkeys(order)]
