@@ -146,3 +146,34 @@ def test_every_present_package_is_covered():
     }
     assert PRESENT_PAPERS, "no paper package found"
     assert names - set(PAPERS) - set(SHARED) == set()
+
+
+def test_one_word_names_each_paper_everywhere():
+    """Paper key = package = rules file = config key = results folder = rule and target
+    prefix; a paper with built targets has its package and its config check."""
+    import re
+
+    import yaml
+
+    from weightspace.pipeline.registry import load_registry
+
+    root = SRC.parents[1]
+    registry = load_registry()
+    assert set(registry.papers) == set(PAPERS)
+    snakefile = (root / "Snakefile").read_text()
+    scales = [
+        yaml.safe_load((root / "config" / f"{s}.yaml").read_text())
+        for s in ("quick", "paper", "tiny")
+    ]
+    for paper in PAPERS:
+        rules_file = root / "rules" / f"{paper}.smk"
+        assert f'include: "rules/{paper}.smk"' in snakefile
+        rules = re.findall(r"^rule (\w+):", rules_file.read_text(), re.M)
+        assert [r for r in rules if not r.startswith(f"{paper}_")] == [], paper
+        assert all(paper in scale for scale in scales), paper
+        for target in registry.of_paper(paper):
+            assert target.name.startswith(f"{paper}_")
+            assert all(o.startswith(f"RUN/{paper}/") for o in target.outputs("RUN"))
+        if registry.of_paper(paper, built_only=True):
+            assert paper in PRESENT_PAPERS, f"{paper} has built targets but no package"
+            assert (SRC / paper / "config.py").is_file(), f"{paper}: add config.check"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.pipeline.chunks import check_chunks, check_tables
 
 EXPECTED = [("gd", "0", 16, 0), ("gd", "0", 16, 1), ("gd", "0.1", 16, 0)]
 
@@ -55,3 +55,17 @@ def test_the_module_is_light():
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.split()
     assert not {"torch", "numpy", "pandas", "snakemake"} & set(out)
+
+
+def test_check_tables_refuses_a_table_copied_over_another():
+    import pandas as pd
+
+    lr, sss = pd.DataFrame({"method": ["LR", "LR"]}), pd.DataFrame({"method": ["SSS"]})
+    check_tables([lr, sss], "method", ["LR", "SSS"], "methods")  # one table per name
+    with pytest.raises(
+        ValueError, match=r"methods: read more than once: LR x2 .*; missing: SSS"
+    ):
+        check_tables([lr, lr], "method", ["LR", "SSS"], "methods")
+    both = pd.concat([lr, sss])
+    with pytest.raises(ValueError, match="not asked for by the config: SSS"):
+        check_tables([both], "method", ["LR"], "methods")

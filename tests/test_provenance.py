@@ -473,3 +473,20 @@ def test_records_do_not_import_torch(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     assert load_record(tmp_path / "r.json")["packages"]["torch"] is not None
+
+
+def test_atomic_torch_save_gives_equal_bytes_for_equal_objects(tmp_path):
+    # a model saved by two runs must be byte-identical (the archive's rerun compares bytes)
+    import torch
+
+    from weightspace.provenance.atomic import atomic_torch_save
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(2)}
+    atomic_torch_save(state, tmp_path / "a.pt")
+    atomic_torch_save(state, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a.pt")["w"], state["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.pt",
+        "b.pt",
+    ]  # no temp left

@@ -1,9 +1,12 @@
 """structured_fig_approximation: top-1 accuracy against the share per approximator,
 dense reference lines."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_tables
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -13,7 +16,10 @@ from weightspace.structured.summaries.fig_approximation import approximation_cla
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     fs = FeatureSet.from_arrays(np.load(sm.input.features))
-    table = pd.concat([pd.read_csv(p) for p in sm.input.csv], ignore_index=True)
+    parts = [pd.read_csv(p) for p in sm.input.csv]
+    methods = [Path(p).stem for p in sm.input.csv]
+    check_tables(parts, "method", methods, "structured_plot_approximation methods")
+    table = pd.concat(parts, ignore_index=True)
     dense = {"train": fs.accuracy("train"), "val": fs.accuracy("test")}
     fig, axes = new_figure(ncols=2, width=8.6, height=3.8)
     for ax, part, title in (

@@ -1,13 +1,17 @@
 """structured_fig_finetune: held-out top-1 of the SSS layer before ("only approx") and
 after fine-tuning."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_chunks
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json, read_json
 from weightspace.structured.features import FeatureSet
+from weightspace.structured.jobs import share_label
 from weightspace.structured.summaries.fig_finetune import (
     finetune_claims,
     finetune_summary,
@@ -16,11 +20,17 @@ from weightspace.structured.summaries.fig_finetune import (
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     fs = FeatureSet.from_arrays(np.load(sm.input.features))
+    shares = [read_json(p) for p in sm.input.json]
+    check_chunks(
+        [share_label(doc["share"]) for doc in shares],
+        [Path(p).stem.removeprefix("share") for p in sm.input.json],
+        "structured_plot_finetune shares",
+    )
     runs = pd.DataFrame(
         [
             {k: v for k, v in r.items() if k != "history"}
-            for p in sm.input.json
-            for r in read_json(p)["runs"]
+            for doc in shares
+            for r in doc["runs"]
         ]
     )
     summary = finetune_summary(runs).sort_values("share")

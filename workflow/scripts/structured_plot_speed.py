@@ -3,9 +3,11 @@ per shape: one panel per C build (one vector, the paper's figure) and one per Py
 batch size."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_tables
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -17,9 +19,10 @@ from weightspace.structured.summaries.fig_speed import (
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    summary = speed_summary(
-        pd.concat([pd.read_csv(p) for p in sm.input], ignore_index=True)
-    )
+    parts = [pd.read_csv(p) for p in sm.input]
+    shapes = [Path(p).stem for p in sm.input]
+    check_tables(parts, "shape", shapes, "structured_plot_speed shapes")
+    summary = speed_summary(pd.concat(parts, ignore_index=True))
     shapes = list(dict.fromkeys(summary["shape"]))
     backends = list(dict.fromkeys(summary["backend"]))
     panels = [(b, 1) for b in backends if b.startswith("c_")]

@@ -1,6 +1,7 @@
 """structured_table_finetune: test top-1 and loss before/after fine-tuning per feature
 set and method."""
 
+from weightspace.pipeline.chunks import check_chunks
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import (
     atomic_write_json,
@@ -16,9 +17,16 @@ from weightspace.structured.summaries.table_finetune import (
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    table = finetune_table(read_json(p) for p in sm.input)
-    atomic_write_text(sm.output.csv, table.to_csv(index=False, float_format="%.6g"))
     cfg = job.config
+    settings = cfg["structured.finetune_table"]
+    documents = [read_json(p) for p in sm.input]
+    check_chunks(
+        [(doc["method"], doc["features"]) for doc in documents],
+        [(m["name"], f) for f in settings["features"] for m in settings["methods"]],
+        "structured_tabulate_finetune (method, feature set) results",
+    )
+    table = finetune_table(documents)
+    atomic_write_text(sm.output.csv, table.to_csv(index=False, float_format="%.6g"))
     caption = finetune_table_caption(cfg["scale"], cfg["structured.finetune_table"])
     html, tex = render_table(table, caption)
     atomic_write_text(sm.output.html, html)

@@ -3,6 +3,7 @@ share and approximator."""
 
 import pandas as pd
 
+from weightspace.pipeline.chunks import check_chunks
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_write_json, atomic_write_text
 from weightspace.structured.summaries.common import render_table
@@ -14,7 +15,14 @@ from weightspace.structured.summaries.table_testmatrices import (
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    rows = pd.concat([pd.read_csv(p) for p in sm.input], ignore_index=True)
+    parts = [pd.read_csv(p) for p in sm.input]
+    # one file per family group (ldr holds ldr_hankel, ldr_toeplitz, ...): none twice
+    check_chunks(
+        [family for part in parts for family in dict.fromkeys(part["family"])],
+        None,
+        "structured_tabulate_testmatrices families",
+    )
+    rows = pd.concat(parts, ignore_index=True)
     table = matrix_benchmark_table(rows)
     atomic_write_text(sm.output.csv, table.to_csv(index=False, float_format="%.6g"))
     wide = table.pivot_table(

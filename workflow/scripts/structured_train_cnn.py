@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from weightspace.data.seeds import derive_seed
 from weightspace.models import small_cnn
 from weightspace.pipeline.job import script_job
-from weightspace.provenance.atomic import atomic_path
+from weightspace.provenance.atomic import atomic_torch_save
 from weightspace.training.loop import train
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -49,8 +49,7 @@ with script_job(sm) as job:
         raise RuntimeError(
             f"SmallCNN training diverged at epoch {result.diverged_epoch}"
         )
-    with atomic_path(sm.output.model) as tmp:
-        torch.save(model.state_dict(), tmp)
+    atomic_torch_save(model.state_dict(), sm.output.model)
     final = result.final
     job.record.metrics.update(
         test_acc=final["test_acc"],

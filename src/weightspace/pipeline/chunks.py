@@ -62,3 +62,13 @@ def check_chunks(
             )
     if problems:
         raise ValueError(f"{what}: " + "; ".join(problems))
+
+
+def check_tables(
+    tables: Iterable, column: str, names: Iterable[str], what: str
+) -> None:
+    """Raise ValueError unless the tables, one per name of ``names`` (each read from the
+    file the rule names after it), hold exactly those names in ``column``, each once: a
+    table copied over another's file, or one that holds two parts, is refused."""
+    found = [value for table in tables for value in dict.fromkeys(table[column])]
+    check_chunks(found, names, what)

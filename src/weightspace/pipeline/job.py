@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weightspace.provenance.atomic import atomic_path, canonical_json
+from weightspace.provenance.atomic import atomic_torch_save, canonical_json
 from weightspace.provenance.runrecord import RunRecord, from_snakemake
 
 SET_ASIDE_SUFFIX = ".set-aside"
@@ -85,10 +85,7 @@ class Checkpoint:
 
     def save(self, payload: Any) -> None:
         """Write the payload atomically (a killed job leaves the previous checkpoint)."""
-        import torch
-
-        with atomic_path(self.path) as tmp:
-            torch.save(payload, tmp)
+        atomic_torch_save(payload, self.path)
 
     def remove(self) -> None:
         if self.path.exists():

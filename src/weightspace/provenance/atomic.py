@@ -94,8 +94,6 @@ def atomic_path(path: str | os.PathLike[str], *, mkdir: bool = True) -> Iterator
 
         with atomic_path("fig.pdf") as tmp:
             fig.savefig(tmp)
-        with atomic_path("weights.pt") as tmp:
-            torch.save(state, tmp)
 
     The temporary name ends with the target's suffix (``np.savez`` would otherwise append
     ``.npz``). If the block raises, the temporary file is deleted and the target is untouched.
@@ -134,6 +132,16 @@ def atomic_write_bytes(
         with open(tmp, "wb") as fh:
             fh.write(data)
     return target
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` atomically, through a file handle: given a file name, torch names
+    the archive's root folder after it (here a random temporary name), so equal objects
+    would give different bytes; given a handle it writes ``archive/``."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def atomic_write_text(

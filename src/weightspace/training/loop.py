@@ -9,13 +9,11 @@ uninterrupted one, and a killed job loses at most the epoch in progress.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from weightspace.provenance.atomic import atomic_torch_save
 
 from .devices import resolve_device
 
@@ -103,26 +103,6 @@ def _plain(value, where: str):
 
 # ----------------------------------------------------------------------------------------------
 # checkpoints
-
-
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the target folder, fsync, then ``os.replace``: the file
-    at ``path`` is always either the previous complete version or the new complete one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
