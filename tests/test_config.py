@@ -11,7 +11,6 @@ from weightspace.pipeline.config import (
     ConfigError,
     check_config,
     load_config_file,
-    load_yaml,
     resolve_config,
 )
 
@@ -33,22 +32,22 @@ def test_shipped_scales_are_complete_and_valid(scale):
     assert config["scale"] == scale and "extends" not in config
 
 
-def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("run_name: x\nseed: [1, 2\nthreads: 1\n", r"line 3, column \d+: invalid YAML"),
+        (
+            "extends: quick\nrelu:\n  mc:\n    runs: 10\n    runs: 20\n",
+            r"line 5: key 'runs' is given twice.*line 4",
+        ),
+    ],
+    ids=["syntax-error", "duplicate-key"],
+)
+def test_yaml_problems_name_file_and_line(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("run_name: x\nseed: [1, 2\nthreads: 1\n")
-    with pytest.raises(
-        ConfigError, match=r"bad\.yaml, line 3, column \d+: invalid YAML"
-    ):
-        load_yaml(bad)
-
-
-def test_duplicate_key_is_an_error_naming_both_lines(tmp_path):
-    dup = tmp_path / "dup.yaml"
-    dup.write_text("extends: quick\nrelu:\n  mc:\n    runs: 10\n    runs: 20\n")
-    with pytest.raises(
-        ConfigError, match=r"dup\.yaml, line 5: key 'runs' is given twice.*line 4"
-    ):
-        resolve(dup)
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"bad\.yaml, " + message):
+        resolve(bad)
 
 
 def test_partial_file_without_extends_is_reported_never_filled_from_quick(tmp_path):

@@ -247,26 +247,23 @@ def _same(r1, r2):
     assert r1.step_size.tobytes() == r2.step_size.tobytes()
 
 
+def early_stopped(optimizer: str) -> MCConfig:
+    """A small-step, early-stopping variant of the Monte Carlo (SGD, Adam) for quick tests."""
+    return MCConfig(
+        optimizer=optimizer,
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=100,
+        max_checks=8,
+        patience=2,
+    )
+
+
 _VARIANTS = {
     "gd": MCConfig(steps_per_check=150, max_checks=8),
-    "sgd": MCConfig(
-        optimizer="sgd",
-        step_size="small",
-        sufficient_criterion=False,
-        early_stopping=True,
-        steps_per_check=100,
-        max_checks=8,
-        patience=2,
-    ),
-    "adam": MCConfig(
-        optimizer="adam",
-        step_size="small",
-        sufficient_criterion=False,
-        early_stopping=True,
-        steps_per_check=100,
-        max_checks=8,
-        patience=2,
-    ),
+    "sgd": early_stopped("sgd"),
+    "adam": early_stopped("adam"),
 }
 
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_relu_mc1d import early_stopped
 
 from weightspace.relu import ckernel, mc1d
 from weightspace.relu import criterion as crit
@@ -112,24 +113,8 @@ _VARIANTS = {
     "gd_es": MCConfig(
         early_stopping=True, patience=2, steps_per_check=100, max_checks=8
     ),
-    "sgd": MCConfig(
-        optimizer="sgd",
-        step_size="small",
-        sufficient_criterion=False,
-        early_stopping=True,
-        steps_per_check=100,
-        max_checks=8,
-        patience=2,
-    ),
-    "adam": MCConfig(
-        optimizer="adam",
-        step_size="small",
-        sufficient_criterion=False,
-        early_stopping=True,
-        steps_per_check=100,
-        max_checks=8,
-        patience=2,
-    ),
+    "sgd": early_stopped("sgd"),
+    "adam": early_stopped("adam"),
 }
 
 

@@ -344,7 +344,8 @@ def test_run_setup_other_settings_and_keep_model():
 # --- selection and aggregation -----------------------------------------------------------------
 
 
-def _fake(param, opt, bias, dist, lr, values, status="ok"):
+def fake_result(param, opt, bias, dist, lr, values, status="ok"):
+    """A SetupResult whose every RMSE is ``values`` (one per net)."""
     v = np.asarray(values, dtype=float)
     cfg = SetupConfig(
         parameterisation=param,
@@ -370,12 +371,14 @@ def _fake(param, opt, bias, dist, lr, values, status="ok"):
 
 def test_best_lr_selection_and_aggregation():
     runs = [
-        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.1, [2.0, 2.0]),
-        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.2, [1.0, 3.0]),
-        _fake("kaiming", "gd", "zero", "rad-distr-1", 0.4, [0.1, 0.1], status="nan"),
-        _fake("kaiming", "gd", "zero", "rad-distr-2", 0.1, [1.0, 1.0]),
-        _fake("kaiming", "gd", "unif", "rad-distr-1", 0.1, [1.0, 1.0]),
-        _fake("kaiming", "gd", "unif", "rad-distr-2", 0.1, [0.5, 0.5]),
+        fake_result("kaiming", "gd", "zero", "rad-distr-1", 0.1, [2.0, 2.0]),
+        fake_result("kaiming", "gd", "zero", "rad-distr-1", 0.2, [1.0, 3.0]),
+        fake_result(
+            "kaiming", "gd", "zero", "rad-distr-1", 0.4, [0.1, 0.1], status="nan"
+        ),
+        fake_result("kaiming", "gd", "zero", "rad-distr-2", 0.1, [1.0, 1.0]),
+        fake_result("kaiming", "gd", "unif", "rad-distr-1", 0.1, [1.0, 1.0]),
+        fake_result("kaiming", "gd", "unif", "rad-distr-2", 0.1, [0.5, 0.5]),
     ]
     assert (
         best_lr_result(runs[:3]).config.lr == 0.1
@@ -384,7 +387,7 @@ def test_best_lr_selection_and_aggregation():
     best = best_by_setting(runs)
     assert len(best) == 4
     mean, se = mean_and_se(
-        _fake("ntk", "adam", "zero", "ex-distr", 1.0, [1.0, 2.0, 3.0])
+        fake_result("ntk", "adam", "zero", "ex-distr", 1.0, [1.0, 2.0, 3.0])
     )
     assert mean == 2.0 and se == pytest.approx(1.0 / math.sqrt(2))  # std 1, P − 1 = 2
 
@@ -402,11 +405,13 @@ def test_best_lr_selection_and_aggregation():
     assert curves["unif"]["mean"][:2] == [0.5, 0.5]
     assert math.isnan(curves["unif"]["mean"][2])
 
-    other_chunk = _fake("kaiming", "gd", "zero", "rad-distr-1", 0.1, [4.0, 4.0, 4.0])
+    other_chunk = fake_result(
+        "kaiming", "gd", "zero", "rad-distr-1", 0.1, [4.0, 4.0, 4.0]
+    )
     merged = merge_results([runs[0], other_chunk])
     assert merged.n_nets == 5 and merged.config.n_nets == 5 and merged.ok
     assert merged.mean("best_test_rmse") == pytest.approx(16.0 / 5)  # weighted by nets
-    nan_chunk = _fake(
+    nan_chunk = fake_result(
         "kaiming", "gd", "zero", "rad-distr-1", 0.1, [np.nan], status="nan"
     )
     assert merge_results([runs[0], nan_chunk]).status == "nan"

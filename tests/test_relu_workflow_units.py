@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_relu_setups import fake_result
 
 from weightspace.relu.batched import BatchedTwoLayer
 from weightspace.relu.examples import (
@@ -27,7 +28,6 @@ from weightspace.relu.examples import (
 from weightspace.relu.setups import (
     BatchedOptimizer,
     SetupConfig,
-    SetupResult,
     make_optimizer,
     run_setup,
     run_setup_grid,
@@ -304,27 +304,7 @@ def test_setups_jobs_are_read_once_each():
 
 
 def _fake(param, opt, bias, dist, values, lr=0.1):
-    v = np.asarray(values, dtype=float)
-    cfg = SetupConfig(
-        parameterisation=param,
-        optimizer=opt,
-        bias_init=bias,
-        distribution=dist,
-        lr=lr,
-        n_nets=len(v),
-    )
-    return SetupResult(
-        config=cfg,
-        status="ok",
-        ystd=np.ones_like(v),
-        last_train_rmse=v,
-        last_valid_rmse=v,
-        last_test_rmse=v,
-        best_valid_rmse=v,
-        best_test_rmse=v,
-        best_step=np.ones(len(v), dtype=np.int64),
-        test_bayes_rmse=0.0,
-    )
+    return fake_result(param, opt, bias, dist, lr, values)
 
 
 def _grid_best():

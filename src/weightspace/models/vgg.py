@@ -16,52 +16,22 @@ from torch import nn
 
 from .layers import as_hw, check_positive_int
 
+POOL = "M"  # a 2x2 max pool in a cfg list
+
+
+def _stages(*convs: int) -> list[int | str]:
+    """A cfg of five stages of 64, 128, 256, 512, 512 channels, each with ``convs[i]``
+    3x3 convs and a max pool."""
+    widths = (64, 128, 256, 512, 512)
+    return [v for width, n in zip(widths, convs) for v in (*[width] * n, POOL)]
+
+
+# torchvision's configurations A, B, D and E
 VGG_CONFIGS: dict[int, list[int | str]] = {
-    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-    ],
-    19: [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-    ],
+    11: _stages(1, 1, 2, 2, 2),
+    13: _stages(2, 2, 2, 2, 2),
+    16: _stages(2, 2, 3, 3, 3),
+    19: _stages(2, 2, 4, 4, 4),
 }
 
 

@@ -50,6 +50,7 @@ def star_chunks(star: Mapping) -> list[tuple[int, int, int]]:
 
 # What one job reads of the config: its rule's `config` param, so that a change elsewhere
 # (another variant, another width, the figure's keys) reruns nothing of it.
+# The training protocol of the setups grid, which the examples retrain with.
 SETUPS_PROTOCOL = (
     "width",
     "batch_size",

@@ -25,6 +25,20 @@ class SetupData:
     y_mean: torch.Tensor  # (P, 1)
     y_std: torch.Tensor
 
+    def splits(self, device, dtype) -> tuple[torch.Tensor, ...]:
+        """x/y of train, valid and test, contiguous on ``device`` in ``dtype``."""
+        return tuple(
+            t.to(device=device, dtype=dtype).contiguous()
+            for t in (
+                self.x_train,
+                self.y_train,
+                self.x_valid,
+                self.y_valid,
+                self.x_test,
+                self.y_test,
+            )
+        )
+
 
 def make_data(
     distribution: str,

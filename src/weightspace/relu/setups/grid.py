@@ -14,7 +14,7 @@ from weightspace.data.seeds import torch_generator
 from weightspace.relu.distributions import get_distribution
 from weightspace.relu.setups.config import SetupConfig
 from weightspace.relu.setups.data import make_data
-from weightspace.relu.setups.initialisation import init_two_layer
+from weightspace.relu.setups.initialisation import init_setup_nets
 from weightspace.relu.setups.optimizers import BatchedOptimizer
 from weightspace.relu.setups.result import SetupResult
 from weightspace.relu.setups.training import update_best
@@ -126,15 +126,8 @@ def run_setup_grid(
 
     inits = {}
     for b in dict.fromkeys(c.bias_init for c in configs):
-        inits[b] = init_two_layer(
-            base.parameterisation,
-            b,
-            dist.dim,
-            base.width,
-            p,
-            torch_generator(seed, "setups", "init", dist.dim, base.width),
-            x_train=data.x_train,
-            dtype=dtype,
+        inits[b] = init_setup_nets(
+            base.parameterisation, b, base.width, p, seed, data, dtype
         )
     first = inits[configs[0].bias_init]
     nets = _GridNets(
@@ -148,17 +141,7 @@ def run_setup_grid(
         scale2=first.scale2,
     )
     del inits
-    x_tr, y_tr, x_va, y_va, x_te, y_te = (
-        t.to(device=device, dtype=dtype).contiguous()
-        for t in (
-            data.x_train,
-            data.y_train,
-            data.x_valid,
-            data.y_valid,
-            data.x_test,
-            data.y_test,
-        )
-    )
+    x_tr, y_tr, x_va, y_va, x_te, y_te = data.splits(device, dtype)
     lrs = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=device)
     opt = BatchedOptimizer(base.optimizer, nets.parameters(), lrs)
 

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from weightspace.data.seeds import torch_generator
 from weightspace.relu.batched import BatchedTwoLayer
 from weightspace.relu.setups.config import BIAS_INITS, PARAMETERISATIONS
 from weightspace.relu.shared import check_choice
@@ -80,6 +81,31 @@ def init_two_layer(
     for name in ("w1", "b1", "w2", "b2"):
         setattr(net, name, getattr(net, name).to(dtype))
     return net
+
+
+def init_setup_nets(
+    parameterisation: str,
+    bias_init: str,
+    width: int,
+    n_nets: int,
+    seed: int,
+    data,
+    dtype=torch.float32,
+) -> BatchedTwoLayer:
+    """The nets of one setup on ``data`` (a SetupData of dimension d): the generator is
+    derived from (seed, d, width) only, so every bias init, parameterisation, optimiser
+    and learning rate, in the grid or trained alone, starts from the same weights."""
+    dim = data.x_train.shape[-1]
+    return init_two_layer(
+        parameterisation,
+        bias_init,
+        dim,
+        width,
+        n_nets,
+        torch_generator(seed, "setups", "init", dim, width),
+        x_train=data.x_train,
+        dtype=dtype,
+    )
 
 
 def kink_through_points(

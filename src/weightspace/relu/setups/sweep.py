@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from weightspace.relu.jobs import SETUPS_PROTOCOL
 from weightspace.relu.setups.config import SetupConfig, base_lr, refined_lr_grid
 from weightspace.relu.setups.grid import run_setup_grid
 from weightspace.relu.setups.result import SetupResult
@@ -97,20 +98,7 @@ def run_distribution(
             for s in pending
         ]
 
-    protocol = {
-        k: settings[k]
-        for k in (
-            "width",
-            "steps",
-            "batch_size",
-            "valid_every",
-            "train_per_dim",
-            "n_valid",
-            "n_test",
-            "best_test_uses_valid",
-            "dtype",
-        )
-    }
+    protocol = {k: settings[k] for k in ("steps", *SETUPS_PROTOCOL)}
     refine = [k for k in settings["refine_exponents"] if k != 0]
     order = []
     for param in settings["parameterisations"]:

@@ -13,7 +13,7 @@ from weightspace.relu.batched import BatchedTwoLayer
 from weightspace.relu.distributions import get_distribution
 from weightspace.relu.setups.config import SetupConfig
 from weightspace.relu.setups.data import make_data
-from weightspace.relu.setups.initialisation import init_two_layer
+from weightspace.relu.setups.initialisation import init_setup_nets
 from weightspace.relu.setups.optimizers import make_optimizer
 from weightspace.relu.setups.result import SetupResult
 from weightspace.relu.shared import torch_dtype
@@ -103,27 +103,10 @@ def run_setup(
     )
     ystd = data.y_std.squeeze(1)
 
-    net = init_two_layer(
-        config.parameterisation,
-        config.bias_init,
-        dist.dim,
-        config.width,
-        p,
-        torch_generator(seed, "setups", "init", dist.dim, config.width),
-        x_train=data.x_train,
-        dtype=dtype,
+    net = init_setup_nets(
+        config.parameterisation, config.bias_init, config.width, p, seed, data, dtype
     )
-    x_tr, y_tr, x_va, y_va, x_te, y_te = (
-        t.to(device=device, dtype=dtype).contiguous()
-        for t in (
-            data.x_train,
-            data.y_train,
-            data.x_valid,
-            data.y_valid,
-            data.x_test,
-            data.y_test,
-        )
-    )
+    x_tr, y_tr, x_va, y_va, x_te, y_te = data.splits(device, dtype)
     for name in ("w1", "b1", "w2", "b2"):
         setattr(net, name, getattr(net, name).to(device).requires_grad_(True))
     opt = make_optimizer(config.optimizer, net.parameters(), config.lr)
