@@ -218,3 +218,43 @@ def test_cob_sampling_ranges_and_seeds(kind):
     assert low <= cob.min() and cob.max() <= high
     if kind == "inter_landscape":
         assert cob.abs().min() >= 0.5 and 0.45 < (cob < 0).double().mean() < 0.55
+
+
+def _angles(a, b):
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1, 1)
+    return torch.rad2deg(torch.arccos(cos.double()))
+
+
+def test_micro_teleportation_is_orthogonal_to_the_gradient():
+    # teleport.md §6: L(T(W)) = L(W) on the whole orbit, so a micro-teleport's
+    # displacement is tangent to the loss level set: cos(delta, g) = O(eps).
+    torch.manual_seed(0)
+    model = _mlp(nn.ReLU, 784, 128, 1).double()
+    x, y = torch.rand(64, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (64,))
+    tm = TeleportableModel(model, x)
+    weights = tm.get_weights()
+    g = tm.get_grad(x, y, torch.nn.functional.cross_entropy)
+    generator = torch.Generator().manual_seed(1)
+    deltas = []
+    for _ in range(50):
+        tm.random_teleport(0.001, "intra_landscape", generator=generator)
+        deltas.append(tm.get_weights() - weights)
+        tm.undo_teleportation()
+    delta = torch.stack(deltas)
+    micro = _angles(delta, g.expand_as(delta))
+    random = _angles(torch.rand_like(delta) - 0.5, torch.rand_like(delta) - 0.5)
+    d = weights.numel()
+    assert abs(micro.mean().item() - 90) < 0.01
+    # random pairs spread by (180/pi)/sqrt(d) degrees; the micro angles far less
+    assert random.std().item() > 0.5 * 57.3 / d**0.5
+    assert micro.std().item() < 0.1 * random.std().item()
+
+
+def test_the_readme_example_runs_as_written():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Teleport your own model") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})

@@ -394,6 +394,37 @@ class TeleportableModel(nn.Module):
             self._scale(module.bias, ratio_out)
         self._write_activation_cob(new)
 
+    # -- weights and gradients ---------------------------------------------------------
+    def neuron_parameters(self) -> list[nn.Parameter]:
+        """Weights and biases of the neuron layers in execution order (no BatchNorm
+        running statistics: they are not parameters and teleportation leaves them)."""
+        found = []
+        for neuron in self._neurons:
+            found += [
+                p for p in (neuron.module.weight, neuron.module.bias) if p is not None
+            ]
+        return found
+
+    def get_weights(self) -> torch.Tensor:
+        """The neuron layers' parameters as one flat vector (a copy)."""
+        return torch.cat([p.detach().flatten() for p in self.neuron_parameters()])
+
+    @torch.no_grad()
+    def set_weights(self, weights: torch.Tensor) -> None:
+        offset = 0
+        for param in self.neuron_parameters():
+            param.copy_(weights[offset : offset + param.numel()].view_as(param))
+            offset += param.numel()
+        if offset != weights.numel():
+            raise ValueError(f"expected {offset} weights, got {weights.numel()}")
+
+    def get_grad(self, data, target, loss_fn) -> torch.Tensor:
+        """The gradient of ``loss_fn(self(data), target)`` with respect to
+        ``get_weights()``, as one flat vector (the model's .grad fields untouched)."""
+        params = self.neuron_parameters()
+        grads = torch.autograd.grad(loss_fn(self(data), target), params)
+        return torch.cat([g.flatten() for g in grads])
+
     @staticmethod
     def _scale(param: torch.Tensor | None, factor: torch.Tensor) -> None:
         if param is not None:
