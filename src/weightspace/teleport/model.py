@@ -119,6 +119,8 @@ class TeleportableModel(nn.Module):
         self._scalers: dict[str, tuple[fx.Node, str]] = {}
         self._insert_scalers()
         self.network.recompile()
+        # what each node does to the basis, once: teleport() walks the graph twice
+        self._kinds = {n: self._kind_or_inserted(n) for n in self.network.graph.nodes}
         self._write_activation_cob(self._bases(self.cob.cpu()))
 
     # -- graph analysis ----------------------------------------------------------------
@@ -261,7 +263,7 @@ class TeleportableModel(nn.Module):
         for node in self.network.graph.nodes:
             if node.op == "get_attr" or node.name in bases:
                 continue
-            kind = self._kind_or_inserted(node)
+            kind = self._kinds[node]
             if kind == "none":
                 continue
             if kind == "input":
@@ -330,7 +332,7 @@ class TeleportableModel(nn.Module):
         for name, (node, source) in self._scalers.items():
             buffer = getattr(self.network, name)
             tau = bases[source]
-            if self._kind(node) == "add":
+            if self._kinds[node] == "add":
                 tau = bases[self._first_tensor(node).name] / tau
             buffer.copy_(tau.reshape(buffer.shape).to(buffer.dtype))
 
