@@ -100,9 +100,7 @@ rule structured_pretrained_features:
         "../envs/weightspace.yaml"
     threads: config["threads"]
     resources:
-        **gpu_resources(
-            0 if config["device"] == "cpu" else 1, runtime=720, mem_mb=16000
-        ),
+        **gpu_resources(JOB_GPUS, runtime=720, mem_mb=16000),
     params:
         config=cfg(
             "device", "data.imagenet_root", "data.torch_home", "structured.pretrained"

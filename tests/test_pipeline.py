@@ -7,9 +7,9 @@ import yaml
 
 from weightspace.pipeline.config import (
     ConfigError,
+    check_config,
     config_slice_json,
     leaf_keys,
-    validate_config,
 )
 from weightspace.pipeline.registry import load_registry, render_readme
 
@@ -83,7 +83,7 @@ def test_registry_outputs_follow_convention():
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_scale_config_is_valid(scale):
     config = load(scale)
-    validate_config(config)
+    check_config(config)
     assert config["run_name"] == scale and config["scale"] == scale
 
 
@@ -120,7 +120,7 @@ def test_bad_config_names_key_and_allowed_values(edit, message):
     config = load("quick")
     edit(config)
     with pytest.raises(ConfigError, match=message):
-        validate_config(config)
+        check_config(config)
 
 
 def test_config_slice_is_canonical():

@@ -296,17 +296,6 @@ def check_config(config: dict, schema: dict | None = None) -> None:
         )
 
 
-def validate_config(config: dict, schema: dict | None = None) -> None:
-    """Raise ConfigError naming the offending key and what is allowed; checks every error."""
-    problems = _schema_problems(config, schema or load_schema())
-    if problems:
-        raise ConfigError(
-            "invalid config:\n  "
-            + "\n  ".join(problems)
-            + "\nSee config/README.md for every key."
-        )
-
-
 def _schema_problems(config: dict, schema: dict) -> list[str]:
     validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

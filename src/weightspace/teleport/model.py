@@ -197,14 +197,15 @@ class TeleportableModel(nn.Module):
         )
 
     @staticmethod
-    def _shape(node: fx.Node) -> torch.Size:
+    def _first_tensor(node: fx.Node) -> fx.Node:
+        return next(a for a in node.args if isinstance(a, fx.Node))
+
+    @classmethod
+    def _shape(cls, node: fx.Node) -> torch.Size:
         """The traced shape; an inserted scaling has the shape of what it scales."""
         while "tensor_meta" not in node.meta:
-            node = next(a for a in node.args if isinstance(a, fx.Node))
+            node = cls._first_tensor(node)
         return node.meta["tensor_meta"].shape
-
-    def _first_tensor(self, node: fx.Node) -> fx.Node:
-        return next(a for a in node.args if isinstance(a, fx.Node))
 
     def _insert_scalers(self) -> None:
         """Buffers (ones for now) and the operations that apply them in forward."""
