@@ -533,3 +533,57 @@ def test_a_waiting_job_gets_the_slot_a_killed_holder_leaves(tmp_path, fork):
         if holder.is_alive():
             holder.kill()
         holder.join(10)
+
+
+def test_tensor_batches_shuffle_per_pass_and_drop_the_last_batch():
+    from weightspace.training import TensorBatches
+
+    x, y = torch.arange(10.0).view(10, 1), torch.arange(10)
+    batches = TensorBatches(
+        x,
+        y,
+        4,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    first, second = list(batches), list(batches)
+    assert len(batches) == 2 and [len(b[1]) for b in first] == [4, 4]
+    assert not torch.equal(first[0][1], second[0][1])  # a fresh permutation per pass
+    seen = torch.cat([b[1] for b in first])
+    assert len(set(seen.tolist())) == 8
+    assert [len(b[1]) for b in TensorBatches(x, y, 4)] == [4, 4, 2]
+    with pytest.raises(ValueError, match="drop_last"):
+        TensorBatches(x, y, 11, drop_last=True)
+
+
+def test_plateau_scheduler_reads_the_named_metric():
+    from weightspace.training import TensorBatches
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # accuracy never improves
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0)
+    val = TensorBatches(x, y, 64)
+    result = train(
+        model,
+        TensorBatches(x, y, 16),
+        {"val": val},
+        opt,
+        3,
+        scheduler=sched,
+        plateau_metric="val_acc",
+    )
+    assert [e["lr"] for e in result.history] == [0.0, 0.0, 0.0]
+    assert sched.best == result.history[0]["val_acc"]
+    with pytest.raises(ValueError, match="plateau_metric 'val_top9'"):
+        train(
+            model,
+            TensorBatches(x, y, 16),
+            {"val": val},
+            opt,
+            1,
+            scheduler=sched,
+            plateau_metric="val_top9",
+        )

@@ -1,5 +1,6 @@
 """Training loop with checkpoint/resume, evaluation, and device helpers shared by the papers."""
 
+from .batches import TensorBatches
 from .devices import acquire_gpu, resolve_device, set_threads, visible_gpu_ids
 from .loop import (
     CHECKPOINT_FORMAT,
@@ -16,6 +17,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "COMPLETED",
     "DIVERGED",
+    "TensorBatches",
     "TrainResult",
     "acquire_gpu",
     "atomic_torch_save",

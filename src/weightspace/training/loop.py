@@ -292,6 +292,7 @@ def train(
     eval_before_training: bool = False,
     top5: bool = False,
     log_every: int = 0,
+    plateau_metric: str | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` epochs, evaluating on every loader of ``eval_loaders`` after each.
 
@@ -307,6 +308,8 @@ def train(
     - A non-finite loss (or non-finite weights after an epoch) stops training with status "diverged";
       the checkpoint keeps the last finite epoch.
     - ``log_every`` > 0 also logs the running train loss every that many steps.
+    - ``plateau_metric`` names the metric a ReduceLROnPlateau scheduler reads (e.g.
+      ``"val_acc"`` with ``mode="max"``); by default the first evaluation loss.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -447,7 +450,14 @@ def train(
         metrics["lr"] = lr
         metrics.update(evaluate_all())
         if scheduler is not None and scheduler_interval == "epoch":
-            if plateau:
+            if plateau and plateau_metric is not None:
+                if plateau_metric not in metrics:
+                    raise ValueError(
+                        f"plateau_metric {plateau_metric!r} is not among this epoch's "
+                        f"metrics ({', '.join(sorted(metrics))})"
+                    )
+                scheduler.step(metrics[plateau_metric])
+            elif plateau:
                 monitored = next(
                     (
                         v
