@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from weightspace.pipeline.claims import claim
 
-def claim(claim: str, published: str, reproduced: str, holds: bool) -> dict:
-    return {
-        "claim": claim,
-        "published": published,
-        "reproduced": reproduced,
-        "holds": bool(holds),
-    }
+__all__ = ["claim", "render_table"]
 
 
 def render_table(df: pd.DataFrame, caption: str) -> tuple[str, str]:
