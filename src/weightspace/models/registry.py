@@ -74,6 +74,8 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
         },
     ),
     "resnet18": (resnet, {"stages": (2, 2, 2, 2)}),
+    # the teleportation paper's CIFAR ResNet-18: 3x3 stride-1 stem, max-pool kept
+    "resnet18_cifar": (resnet, {"stages": (2, 2, 2, 2), "stem": "small_maxpool"}),
     "resnet34": (resnet, {"stages": (3, 4, 6, 3)}),
     "resnet50": (resnet, {"stages": (3, 4, 6, 3), "block": "bottleneck"}),
     "resnet101": (resnet, {"stages": (3, 4, 23, 3), "block": "bottleneck"}),
