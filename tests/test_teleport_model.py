@@ -1,12 +1,15 @@
 """Teleportation of ordinary PyTorch models (weightspace.teleport, teleport.md §1-§5, §14):
 the network function is unchanged while the weights change."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from weightspace.models import build_model
 from weightspace.teleport import SAMPLING_TYPES, TeleportableModel, TeleportError
 from weightspace.teleport.cob import sample_cob
 
@@ -258,3 +261,330 @@ def test_the_readme_example_runs_as_written():
     section = readme[readme.index("## Teleport your own model") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
+
+
+# -- CoB state, weights and parameters (teleport.md §5, §12 item 2) --------------------
+
+
+def _teleported_mlp(activation=nn.Tanh, seed=0, **kw):
+    torch.manual_seed(seed)
+    x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    tm = TeleportableModel(_mlp(activation, width=32, depth=3).double(), x, **kw)
+    return tm, x
+
+
+def _scalers(tm):
+    return [b for name, b in tm.network.named_buffers() if "teleport_scale" in name]
+
+
+def test_set_weights_resets_the_cob_state():
+    tm, x = _teleported_mlp()
+    w0 = tm.get_weights()
+    with torch.no_grad():
+        y0 = tm(x)
+        tm.random_teleport(0.9, "inter_landscape", generator=torch.Generator())
+        tm.set_weights(w0)  # un-teleported weights: the CoB state goes back to ones
+        assert torch.equal(
+            tm.get_cob(), torch.ones(tm.get_cob_size(), dtype=torch.float64)
+        )
+        assert all(torch.all(b == 1) for b in _scalers(tm))
+        assert torch.allclose(tm(x), y0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("compound", [False, True])
+def test_compound_stale_cob_teleports_by_new_over_old(compound):
+    tm, _ = _teleported_mlp(compound_stale_cob=compound)
+    assert tm.compound_stale_cob is compound
+    w0 = tm.get_weights()
+    generator = torch.Generator().manual_seed(1)
+    old = tm.random_teleport(0.9, "intra_landscape", generator=generator)
+    tm.set_weights(w0)
+    assert torch.equal(tm.get_cob(), torch.ones_like(old) if not compound else old)
+    new = tm.random_teleport(0.9, "intra_landscape", generator=generator)
+    effective = new / old if compound else new  # the original's defect
+    assert torch.allclose(tm.calculate_cob(w0, tm.get_weights()), effective, atol=1e-9)
+
+
+def test_reset_weights_reinitialises_and_resets_the_cob_state():
+    tm, x = _teleported_mlp()
+    tm.random_teleport(0.5, generator=torch.Generator())
+    before = tm.get_weights()
+    tm.reset_weights()
+    assert not torch.allclose(tm.get_weights(), before)
+    assert torch.equal(tm.get_cob(), torch.ones_like(tm.get_cob()))
+    assert all(torch.all(b == 1) for b in _scalers(tm))
+    stale, _ = _teleported_mlp(compound_stale_cob=True)
+    cob = stale.random_teleport(0.5, generator=torch.Generator())
+    stale.reset_weights()
+    assert torch.equal(stale.get_cob(), cob)
+
+
+def test_get_params_set_params_round_trip_the_teleported_function():
+    tm, x = _teleported_mlp(nn.Tanh)  # f_tau != f: the CoB state matters
+    tm.random_teleport(0.9, "inter_landscape", generator=torch.Generator())
+    weights, cob = tm.get_params()
+    with torch.no_grad():
+        y = tm(x)
+        other, _ = _teleported_mlp(nn.Tanh, seed=5)
+        other.set_params(weights, cob)
+        assert torch.allclose(other(x), y, rtol=0, atol=1e-12)
+        assert torch.equal(other.get_weights(), weights)
+        other.set_weights(weights)  # the same weights without their CoB state
+        assert not torch.allclose(other(x), y, atol=1e-3)
+        other.teleport_activations(cob)
+        assert torch.allclose(other(x), y, rtol=0, atol=1e-12)
+
+
+def test_load_state_dict_and_deepcopy_follow_the_cob():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 8, 8)
+    tm = TeleportableModel(Functional(), x).eval()
+    untouched = copy.deepcopy(tm.state_dict())
+    with torch.no_grad():
+        y0 = tm(x)
+        tm.random_teleport(0.9, "inter_landscape", generator=torch.Generator())
+        twin = copy.deepcopy(tm)
+        assert torch.allclose(twin(x), y0, rtol=0, atol=1e-5)
+        assert twin.state_dict().keys() == tm.state_dict().keys()
+        tm.load_state_dict(untouched)  # back to the untouched weights and CoB
+        assert "teleport_ops" not in tm.network.code
+        assert torch.allclose(tm(x), y0, rtol=0, atol=1e-6)
+        twin.undo_teleportation()
+        assert torch.allclose(twin(x), y0, rtol=0, atol=1e-5)
+
+
+# -- the forward pass (module docstring of weightspace.teleport.model) -----------------
+
+
+def _small(name):
+    """A small float64 model of each kind and an input for it."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 12, 12, dtype=torch.float64)
+    if name == "functional":
+        return Functional().double(), torch.rand(4, 3, 8, 8, dtype=torch.float64)
+    if name == "mlp":
+        return _mlp(nn.ELU, inputs=144, width=16, depth=3).double(), x
+    return build_model(name, in_channels=1, image_size=12).double(), x
+
+
+@pytest.mark.parametrize("fold", [None, True, False])
+@pytest.mark.parametrize("name", ["functional", "resnet_tiny", "densenet_tiny", "mlp"])
+def test_every_way_of_computing_the_forward_pass_is_exact(name, fold):
+    # the function and the parameters' gradients of the teleported network (train
+    # mode, batch statistics), whichever layers rescale their weights in the forward
+    # pass, against the layer-by-layer teleported network (fold=False)
+    model, x = _small(name)
+    y = torch.randint(0, 10, (len(x),))
+    tm = TeleportableModel(model, x, fold=fold).train()
+    literal = TeleportableModel(copy.deepcopy(model), x, fold=False).train()
+    with torch.no_grad():
+        y0 = tm(x)
+    for kind in ("intra_landscape", "inter_landscape"):
+        cob = tm.generate_random_cob(0.9, kind, generator=torch.Generator())
+        tm.teleport(cob)
+        literal.teleport(cob)
+        with torch.no_grad():
+            assert torch.allclose(tm(x), y0, rtol=0, atol=1e-10 * y0.abs().max())
+        g, g_literal = (m.get_grad(x, y, F.cross_entropy) for m in (tm, literal))
+        assert torch.allclose(g, g_literal, rtol=1e-8, atol=1e-12 * g.abs().max())
+
+
+def test_scalings_of_one_and_of_positive_relu_scalars_are_left_out():
+    import operator
+
+    def count(tm, op):
+        return sum(n.target is op for n in tm.network.graph.nodes)
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    tm = TeleportableModel(_mlp(nn.ReLU, width=32, depth=3), x, fold=False)
+    assert "teleport_ops" not in tm.network.code  # the traced graph as it is
+    tm.random_teleport(0.9, "intra_landscape", generator=torch.Generator())
+    # tau relu(x / tau) = relu(x) for tau > 0
+    assert count(tm, operator.mul) == count(tm, operator.truediv) == 0
+    tm.random_teleport(0.9, "inter_landscape", generator=torch.Generator())
+    # s relu(s x) with s = sign(tau): no division, two exact sign flips per ReLU
+    assert count(tm, operator.truediv) == 0 and count(tm, operator.mul) == 2 * 3
+    tm.undo_teleportation()
+    assert "teleport_ops" not in tm.network.code
+
+
+# -- calculate_cob (teleport.md §5, §14 item 7) ----------------------------------------
+
+
+def _cnn_bn():
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(16 * 6 * 6, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("mlp", "inter_landscape"),
+        ("mlp", "intra_landscape"),
+        ("cnn_bn", "inter_landscape"),
+        ("resnet_tiny", "inter_landscape"),
+        ("densenet_tiny", "intra_landscape"),
+    ],
+)
+def test_calculate_cob_recovers_the_cob_of_a_teleport(name, kind, dtype):
+    # The least-squares scalar of an exact teleport is exact; in float32 the
+    # teleported weights carry relative round-off ~6e-8, which the per-neuron sums
+    # average and the layer-by-layer estimate passes on: ~1e-7 against the original's
+    # bar of 1e-6, for |tau| <= 1.9.
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 12, 12)
+    model = {
+        "mlp": lambda: _mlp(nn.ReLU, inputs=144, width=64, depth=4),
+        "cnn_bn": _cnn_bn,
+        "resnet_tiny": lambda: build_model("resnet_tiny", in_channels=1, image_size=12),
+        "densenet_tiny": lambda: build_model(
+            "densenet_tiny", in_channels=1, image_size=12
+        ),
+    }[name]().to(dtype)
+    tm = TeleportableModel(model, x.to(dtype))
+    w0 = tm.get_weights()
+    ones = tm.calculate_cob(w0, w0)
+    assert ones.dtype == torch.float64 and torch.equal(ones, torch.ones_like(ones))
+    cob = tm.random_teleport(0.9, kind, generator=torch.Generator().manual_seed(1))
+    estimate = tm.calculate_cob(w0, tm.get_weights())
+    assert estimate.shape == (tm.get_cob_size(),)
+    assert torch.allclose(estimate, cob, rtol=0, atol=1e-6)
+    # and undoes it: the CoB from the teleported weights back is 1 / cob
+    back = tm.calculate_cob(tm.get_weights(), w0)
+    assert torch.allclose(back, 1 / cob, rtol=0, atol=1e-5)
+
+
+def test_calculate_cob_is_the_least_squares_fit_for_a_perturbed_target():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 12, 12, dtype=torch.float64)
+    tm = TeleportableModel(_mlp(nn.ReLU, inputs=144, width=16, depth=1).double(), x)
+    w0 = tm.get_weights()
+    cob = tm.random_teleport(0.5, generator=torch.Generator())
+    target = tm.get_weights() + 0.01 * torch.randn_like(w0)
+    estimate = tm.calculate_cob(w0, target)
+
+    # the hidden layer's input basis is 1: per neuron <u, v> / ||u||^2 over the row
+    # of weights and the bias
+    def rows(flat):
+        weight, bias = flat[: 16 * 144].view(16, 144), flat[16 * 144 : 16 * 145]
+        return torch.cat([weight, bias[:, None]], 1)
+
+    u, v = rows(w0), rows(target)
+    assert torch.allclose(estimate, (u * v).sum(1) / (u * u).sum(1), atol=1e-14)
+    assert (estimate - cob).abs().max() < 0.05
+
+
+# -- init_like_histogram ---------------------------------------------------------------
+
+
+def test_init_like_histogram_draws_linear_weights_from_the_histogram():
+    torch.manual_seed(0)
+    values = torch.cat([0.1 * torch.randn(3000) - 0.5, 0.05 * torch.randn(1000) + 0.3])
+    edges = torch.linspace(-1, 1, 41)
+    counts = torch.histc(values, 40, -1, 1)
+    tm = TeleportableModel(_cnn_bn(), torch.rand(4, 1, 12, 12))
+    tm.random_teleport(0.5, generator=torch.Generator())
+    untouched = {
+        k: v.clone() for k, v in tm.network.named_parameters() if "8.weight" not in k
+    }
+    untouched = {k: v for k, v in untouched.items() if "10.weight" not in k}
+    tm.init_like_histogram(counts, edges, generator=torch.Generator().manual_seed(1))
+    params = dict(tm.network.named_parameters())
+    # biases, convolutions and BatchNorm untouched; the CoB state reset
+    assert all(torch.equal(params[k], v) for k, v in untouched.items())
+    assert torch.equal(tm.get_cob(), torch.ones_like(tm.get_cob()))
+    drawn = torch.cat([params["8.weight"].flatten(), params["10.weight"].flatten()])
+    n, p = drawn.numel(), counts.double() / counts.sum()
+    # bin frequencies within Monte Carlo error (5 standard errors per bin)
+    observed = torch.histc(drawn.double(), 40, -1, 1)
+    se = (n * p * (1 - p)).sqrt().clamp(min=1)
+    assert ((observed - n * p).abs() / se).max() < 5
+    # uniform within each bin: the mean of the histogram's density
+    centres = (edges[1:] + edges[:-1]).double() / 2
+    mean = (p * centres).sum()
+    assert abs(drawn.double().mean() - mean) < 5 * drawn.double().std() / n**0.5
+    assert drawn.unique().numel() > 0.99 * n  # not on a grid of bin values
+    again = TeleportableModel(_cnn_bn(), torch.rand(4, 1, 12, 12))
+    again.init_like_histogram(counts, edges, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again.network.get_submodule("8").weight, params["8.weight"])
+
+
+# -- weight and gradient growth (teleport.md §1, §14 item 4) ---------------------------
+
+
+def _growth_mlp(width=64, depth=5):
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 12, 12, dtype=torch.float64)
+    model = _mlp(nn.ReLU, inputs=144, width=width, depth=depth).double()
+    return TeleportableModel(model, x), model, x, torch.randint(0, 10, (32,))
+
+
+@pytest.mark.parametrize("kind", ["intra_landscape", "inter_landscape"])
+def test_hidden_to_hidden_weight_ratios_match_their_expectation(kind):
+    # W'_ij / W_ij = tau_i / tau_j: E[(tau_i / tau_j)^2] = E[tau^2] E[1 / tau^2]
+    # = (1 + s^2 / 3) / (1 - s^2) for |tau| ~ U[1 - s, 1 + s]. The teleports are
+    # independent, so the standard error comes from the per-teleport means.
+    s, teleports = 0.5, 100
+    expected = (1 + s**2 / 3) / (1 - s**2)
+    tm, model, _, _ = _growth_mlp(width=128)
+    hidden = [model[i] for i in (3, 5, 7, 9)]  # Linear layers 2 to 5 of 6
+    before = [layer.weight.detach().clone() for layer in hidden]
+    generator = torch.Generator().manual_seed(2)
+    means = []
+    for _ in range(teleports):
+        tm.random_teleport(s, kind, generator=generator)
+        ratios = [(lay.weight.detach() / w) ** 2 for lay, w in zip(hidden, before)]
+        means.append(torch.cat([r.flatten() for r in ratios]).mean())
+    means = torch.stack(means)
+    se = means.std() / teleports**0.5
+    assert se < 0.01 * expected  # a sharp test
+    assert abs(means.mean() - expected) < 4 * se, (means.mean(), expected, se)
+
+
+def test_weight_and_gradient_norms_grow_with_the_cob_range():
+    tm, _, x, y = _growth_mlp()
+    w0 = tm.get_weights()
+    g0 = tm.get_grad(x, y, F.cross_entropy)
+    generator = torch.Generator().manual_seed(3)
+    weight_ratio, grad_ratio = [], []
+    for s in (0.01, 0.25, 0.5, 0.75, 0.9):
+        w, g = [], []
+        for _ in range(20):
+            tm.random_teleport(s, "intra_landscape", generator=generator)
+            w.append(tm.get_weights().norm() / w0.norm())
+            g.append(tm.get_grad(x, y, F.cross_entropy).norm() / g0.norm())
+        weight_ratio.append(torch.stack(w).mean().item())
+        grad_ratio.append(torch.stack(g).mean().item())
+    for ratios in (weight_ratio, grad_ratio):
+        assert abs(ratios[0] - 1) < 0.01
+        assert all(a < b for a, b in zip(ratios, ratios[1:])), ratios
+
+
+def test_compound_stale_cob_grows_the_ratios_at_large_ranges():
+    # set_weights(W) then a random teleport: the stale CoB compounds (new / old)
+    ratios = {}
+    for compound in (False, True):
+        tm, _, _, _ = _growth_mlp()
+        tm.compound_stale_cob = compound
+        w0 = tm.get_weights()
+        generator = torch.Generator().manual_seed(4)
+        norms = []
+        for _ in range(20):
+            tm.set_weights(w0)
+            tm.random_teleport(0.9, "intra_landscape", generator=generator)
+            norms.append(tm.get_weights().norm() / w0.norm())
+        ratios[compound] = torch.stack(norms).mean().item()
+    assert ratios[True] > 1.5 * ratios[False], ratios
