@@ -43,6 +43,6 @@ rule prepare_torchvision_dataset:
         runtime=60,
         mem_mb=4000,
     params:
-        config=cfg("data.root", "data.download"),
+        config=cfg("data.root", "data.download", "data.verify_checksums"),
     script:
         "../workflow/scripts/prepare_torchvision_dataset.py"

@@ -99,6 +99,26 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
         resnet,
         {"stages": (1, 1), "widths": (16, 32), "stem": "small", "projection": "first"},
     ),
+    # ImageNet stems (7x7 stride-2 conv and max-pool: 28x28 -> 7x7), as the teleportation
+    # paper's gradient statistics use for ResNet-18 and DenseNet-121
+    "resnet_tiny_imagenet_stem": (
+        resnet,
+        {
+            "stages": (1, 1),
+            "widths": (16, 32),
+            "stem": "imagenet",
+            "projection": "first",
+        },
+    ),
+    "densenet_tiny_imagenet_stem": (
+        densenet,
+        {
+            "growth_rate": 8,
+            "block_config": (2, 2, 2),
+            "num_init_features": 16,
+            "stem": "imagenet",
+        },
+    ),
     "densenet121": (densenet, {"block_config": (6, 12, 24, 16)}),
     "densenet169": (densenet, {"block_config": (6, 12, 32, 32)}),
     "densenet201": (densenet, {"block_config": (6, 12, 48, 32)}),
