@@ -588,3 +588,24 @@ def test_compound_stale_cob_grows_the_ratios_at_large_ranges():
             norms.append(tm.get_weights().norm() / w0.norm())
         ratios[compound] = torch.stack(norms).mean().item()
     assert ratios[True] > 1.5 * ratios[False], ratios
+
+
+@pytest.mark.parametrize(
+    "name, options, cob_size, parameters",
+    [
+        ("mlp_5x500", {"activation": "elu"}, 2_500, 2_543_510),
+        ("mlp", {}, 128, 394_634),  # Fig. 4's MLP 3072 -> 128 -> 10
+        ("vgg16_bn", {}, 16_640, 134_309_962),
+        ("vgg16", {}, 12_416, 134_301_514),
+        ("resnet18_cifar", {}, 9_600, 11_173_962),
+        ("densenet121", {}, 52_064, 6_964_106),
+    ],
+)
+def test_the_papers_models_have_the_spec_sizes_and_teleport(
+    name, options, cob_size, parameters
+):
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=3, image_size=32, **options)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+    tm = _assert_invariant(model, torch.rand(4, 3, 32, 32))
+    assert tm.get_cob_size() == cob_size
