@@ -283,10 +283,13 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
 
 
 def test_planned_target_says_so(tmp_path):
+    planned = [t.name for t in load_registry().targets if not t.built]
+    if not planned:
+        pytest.skip("every registered target is built")
     work = copy_workflow(tmp_path / "repo")
-    proc = snakemake(work, "-n", "teleport_fig4_micro", check=False)
+    proc = snakemake(work, "-n", planned[0], check=False)
     assert proc.returncode != 0
-    assert "'teleport_fig4_micro' is planned" in proc.stdout + proc.stderr
+    assert f"'{planned[0]}' is planned" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(
