@@ -46,3 +46,16 @@ def test_lazy_attributes_load_on_first_use_and_cache():
 )
 def test_relu_summaries_do_not_import_torch(module):
     assert "torch" not in _imported_after(f"import {module}")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "weightspace.teleport.jobs",
+        "weightspace.teleport.config",
+        "weightspace.teleport.summaries",
+        "weightspace.teleport.convergence",
+    ],
+)
+def test_teleport_workflow_and_summaries_do_not_import_torch(module):
+    assert "torch" not in _imported_after(f"import {module}")

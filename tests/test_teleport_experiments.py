@@ -29,8 +29,9 @@ from weightspace.teleport.histograms import (
     weight_panels,
     weight_statistics,
 )
-from weightspace.teleport.micro import micro_angles, random_spread
+from weightspace.teleport.micro import micro_angles
 from weightspace.teleport.model import TeleportableModel
+from weightspace.teleport.summaries import random_spread
 from weightspace.teleport.training import Protocol, train_run
 
 torch.set_num_threads(1)

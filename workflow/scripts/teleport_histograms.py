@@ -9,13 +9,13 @@ from weightspace.data.seeds import derive_seed
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_path
 from weightspace.teleport.histograms import (
-    PANELS,
     density,
     init_bound,
     weight_panels,
     weight_statistics,
 )
 from weightspace.teleport.networks import build_network
+from weightspace.teleport.summaries import PANELS
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:

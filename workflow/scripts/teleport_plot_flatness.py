@@ -6,7 +6,7 @@ import pandas as pd
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
-from weightspace.teleport.flatness import flatness_claims
+from weightspace.teleport.summaries import flatness_claims
 
 TITLES = {"before": "A, B", "after": "T(A), T(B)"}
 sm = snakemake  # noqa: F821 (injected by Snakemake)

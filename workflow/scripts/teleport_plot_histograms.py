@@ -6,7 +6,7 @@ import pandas as pd
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
-from weightspace.teleport.histograms import PANELS, histogram_claims
+from weightspace.teleport.summaries import PANELS, histogram_claims
 
 TITLES = {
     "init": "initialisation",

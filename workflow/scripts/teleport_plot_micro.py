@@ -9,7 +9,7 @@ import pandas as pd
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
-from weightspace.teleport.micro import ANGLES, micro_claims, random_spread
+from weightspace.teleport.summaries import ANGLES, micro_claims, random_spread
 
 LABELS = {
     "delta_grad": "(δ, ∇L)",

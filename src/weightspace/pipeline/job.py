@@ -163,6 +163,10 @@ def gpu_lock_dir() -> Path:
 def _device(spec: str, stack: contextlib.ExitStack) -> str:
     """Resolve the device; a bare `cuda` takes a free GPU so that concurrent jobs get distinct
     devices (Snakemake's `gpu` resource limits how many run, not which GPU each uses)."""
+    if spec == "cpu":
+        return (
+            "cpu"  # without importing torch: plot and table jobs start a second faster
+        )
     import torch
 
     from weightspace.training.devices import acquire_gpu, resolve_device
@@ -175,17 +179,27 @@ def _device(spec: str, stack: contextlib.ExitStack) -> str:
     return str(device)
 
 
+def _set_threads(threads: int) -> None:
+    """The job's thread count: torch's, if the script has imported it, else through the
+    environment torch reads when it is first imported (so a job that never needs torch
+    does not pay for importing it)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        from weightspace.training.devices import set_threads
+
+        set_threads(threads)
+
+
 @contextlib.contextmanager
 def script_job(snakemake, seeds: dict | None = None, device: str | None = None):
     """Set up a workflow script and write its run record when the block succeeds.
 
     The device is `device`, else the `device` key of the rule's config slice, else the CPU.
     """
-    from weightspace.training.devices import set_threads
-
     log = _logger(snakemake)
     threads = int(getattr(snakemake, "threads", 1) or 1)
-    set_threads(threads)
+    _set_threads(threads)
     config = _params_config(snakemake)
     stack = contextlib.ExitStack()
     resolved = _device(device or config.get("device", "cpu"), stack)

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 
-from weightspace.pipeline.claims import claim
 from weightspace.teleport.model import TeleportableModel
 from weightspace.training.loop import evaluate
-
-HOMOGENEOUS = ("relu", "leakyrelu")
 
 
 def profile(
@@ -51,31 +47,3 @@ def profile(
             metrics = evaluate(model, batches, device=device)
             rows.append({"alpha": float(alpha), "split": name, **metrics})
     return rows
-
-
-def flatness_claims(table, endpoint_tolerance: float = 1e-3) -> list[dict]:
-    """``table``: rows of alpha, split, loss, acc, pair ('before' or 'after')."""
-    pivot = table.pivot_table(index=["split", "alpha"], columns="pair", values="loss")
-    change = (pivot["after"] - pivot["before"]).abs()
-    alphas = pivot.index.get_level_values("alpha")
-    at_ends = np.isclose(alphas, 0.0) | np.isclose(alphas, 1.0)
-    scale = pivot["before"].abs().clip(lower=1e-12)
-    end_change = float((change[at_ends] / scale[at_ends]).max())
-    between = change[~at_ends]
-    return [
-        claim(
-            "teleportation keeps the endpoints' loss",
-            "T(A), T(B) have the loss of A, B",
-            f"largest relative change at α = 0, 1: {end_change:.2g}",
-            end_change <= endpoint_tolerance,
-        ),
-        claim(
-            "the 1-D loss profile changes after teleportation (flatness is not "
-            "teleport-invariant)",
-            "profiles before and after differ (Fig. 5, 'sharpens minima')",
-            f"largest |Δ loss| off the endpoints {float(between.max()):.3g} (median "
-            f"{float(between.median()):.3g}) against loss range "
-            f"{float(pivot['before'].min()):.3g}–{float(pivot['before'].max()):.3g}",
-            float(between.max()) > 0.1 * float(pivot["before"].abs().max()),
-        ),
-    ]

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 
-from weightspace.pipeline.claims import claim
 from weightspace.teleport.model import TeleportableModel
 
 
@@ -64,22 +61,3 @@ def gradient_change(
                 )
     model.set_weights(start)
     return rows
-
-
-def gradient_claims(summary) -> list[dict]:
-    """``summary``: mean per (model, cob_range)."""
-    parts, monotone = [], True
-    for model, rows in summary.groupby("model", sort=False):
-        rows = rows.sort_values("cob_range")
-        rho = float(spearmanr(rows["cob_range"], rows["mean"]).statistic)
-        drops = int((np.diff(rows["mean"].to_numpy()) < 0).sum())
-        parts.append(f"{model}: Spearman {rho:.2f}, {drops} drop(s)")
-        monotone &= rho >= 0.9
-    return [
-        claim(
-            "the gradient change grows with the CoB range for every architecture",
-            "monotone growth in Fig. 7 for MLP, VGG, ResNet, DenseNet",
-            "; ".join(parts),
-            monotone,
-        )
-    ]

@@ -15,11 +15,8 @@ import numpy as np
 import torch
 from scipy.stats import gaussian_kde, kurtosis
 
-from weightspace.pipeline.claims import claim
 from weightspace.teleport.controls import Teleport, apply_arm
 from weightspace.teleport.model import TeleportableModel
-
-PANELS = ("init", "same_distr", "teleported")
 
 
 def weight_panels(
@@ -74,28 +71,6 @@ def density(values: np.ndarray, grid: np.ndarray, sample: int, seed: int) -> np.
         values = rng.choice(values, sample, replace=False)
     estimate = gaussian_kde(values)(grid)
     return np.where(estimate < 1e-9, 0.0, estimate)  # no denormal tails in the CSV
-
-
-def histogram_claims(stats) -> list[dict]:
-    """``stats``: rows per panel with the statistics of ``weight_statistics``."""
-    init, tele = stats.loc["init"], stats.loc["teleported"]
-    holds = (
-        tele["std"] > 1.5 * init["std"]
-        and tele["kurtosis"] > 3 * 3
-        and tele["outside_init_bound"] > 0.01
-    )
-    return [
-        claim(
-            "teleported weights are distributed much wider and heavier-tailed than at "
-            "init",
-            "teleported KDE much wider than the init histogram (Fig. 11)",
-            f"std {init['std']:.3g} → {tele['std']:.3g}; kurtosis "
-            f"{init['kurtosis']:.2f} → {tele['kurtosis']:.1f} (Gaussian 3); beyond "
-            f"the init bound {init['outside_init_bound']:.1%} → "
-            f"{tele['outside_init_bound']:.1%}",
-            bool(holds),
-        )
-    ]
 
 
 def init_bound(model: torch.nn.Module) -> float:

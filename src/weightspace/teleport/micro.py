@@ -15,10 +15,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from weightspace.pipeline.claims import claim
 from weightspace.teleport.model import TeleportableModel
-
-ANGLES = ("delta_grad", "delta_random", "grad_random", "random_random")
 
 
 def angle_degrees(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -57,27 +54,3 @@ def micro_angles(
         )
     model.set_weights(start)
     return rows
-
-
-def random_spread(dimension: int) -> float:
-    """Standard deviation (degrees) of the angle between independent random vectors in
-    R^d: (180/pi)/sqrt(d)."""
-    return math.degrees(1.0) / math.sqrt(dimension)
-
-
-def micro_claims(summary) -> list[dict]:
-    """``summary``: one row per setting with the mean and std of each angle and d."""
-    ok_centre = (summary["delta_grad_mean"] - 90).abs() < 0.1 * summary["spread"]
-    ok_narrow = summary["delta_grad_std"] < 0.1 * summary["random_random_std"]
-    worst = (summary["delta_grad_std"] / summary["random_random_std"]).max()
-    offset = (summary["delta_grad_mean"] - 90).abs().max()
-    return [
-        claim(
-            "the gradient is orthogonal to micro-teleportation displacements",
-            "angles (δ, g) concentrated at 90° for MLP/VGG, CIFAR-10 and random data, "
-            "batch 8 and 64",
-            f"{len(summary)} settings: |mean − 90°| ≤ {offset:.2g}°, std(δ, g) at most "
-            f"{worst:.2g} × std(u, v)",
-            bool(ok_centre.all() and ok_narrow.all()),
-        )
-    ]
