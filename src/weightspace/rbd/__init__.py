@@ -1,0 +1,23 @@
+"""Random bases descent (Gressmann et al.), random_bases.md: training in random
+low-dimensional subspaces that are redrawn every step.
+
+- `directions`: the counter-based random directions (a key per seed, step, worker and
+  compartment regenerates any chunk of them bit for bit) and the two products with them,
+  c = Phi^T g and Phi c, in bounded memory (§2.2, §2.5, §12);
+- `compartments`: how the parameter vector is cut into compartments, each with its own
+  directions (§2.6);
+- `descent`: one step of RBD, FPD and the in-process distributed RBD of W workers
+  that exchange only their coordinates (§2.4, §3, §9).
+
+Attributes load their module on first use, so importing the package imports no torch.
+"""
+
+from weightspace.lazy import lazy_attributes
+
+_LAZY = {
+    "compartments": ["Compartment", "compartments"],
+    "directions": ["DirectionKey", "expand", "project"],
+    "descent": ["RandomBases", "cosine"],
+}
+__all__ = sorted(name for names in _LAZY.values() for name in names)
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
