@@ -7,7 +7,9 @@ low-dimensional subspaces that are redrawn every step.
 - `compartments`: how the parameter vector is cut into compartments, each with its own
   directions (§2.6);
 - `descent`: one step of RBD, FPD and the in-process distributed RBD of W workers
-  that exchange only their coordinates (§2.4, §3, §9).
+  that exchange only their coordinates (§2.4, §3, §9);
+- `training`: a network trained by SGD, RBD, FPD or NES, one update at a time, with
+  the cosine of each update with the true gradient (§2-§5).
 
 Attributes load their module on first use, so importing the package imports no torch.
 """
@@ -18,6 +20,7 @@ _LAZY = {
     "compartments": ["Compartment", "compartments"],
     "directions": ["DirectionKey", "expand", "project"],
     "descent": ["RandomBases", "cosine"],
+    "training": ["METHODS", "Method", "Trainer", "parameter_layout"],
 }
 __all__ = sorted(name for names in _LAZY.values() for name in names)
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())

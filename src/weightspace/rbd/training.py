@@ -1,0 +1,164 @@
+"""Training a network with SGD, RBD, FPD or NES (random_bases.md §2-§5).
+
+Every method runs an ordinary forward (and, except NES, backward) pass on the network;
+the methods differ in the update:
+
+- ``sgd``: theta <- theta - eta g (the baseline: no momentum, schedule or decay);
+- ``rbd``: theta <- theta - eta Phi_t Phi_t^T g with fresh directions every step;
+- ``fpd``: the same with directions fixed for the run; ``fpd_stale_coordinates``
+  reproduces the original, whose coordinates were not reset, so the gradient at step t
+  was taken at theta_t + Phi c_{t-1} (theta_{t-1} when eta = 1);
+- ``nes``: population d, each offspring theta + sigma eps_i evaluated on its own next
+  batch, centred ranks u_i (highest loss -0.5), theta <- theta + eta/(sigma d)
+  sum_i u_i eps_i / sqrt(D) (the original's update, §4). The offspring noise comes from
+  the same counter-based directions as RBD (one direction per chunk).
+
+Per step the cosine between the update and the true mini-batch gradient is recorded
+(RBD and FPD; Fig. "correlation").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from weightspace.rbd.compartments import compartments
+from weightspace.rbd.descent import RandomBases, cosine
+from weightspace.rbd.directions import DirectionKey, draw, expand
+
+METHODS = ("sgd", "rbd", "fpd", "nes")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    lr: float
+    d: int = 250
+    weights_per_compartment: float = 1e10
+    split_dimensions: bool = False
+    normalize_per_compartment: bool = False
+    fpd_stale_coordinates: bool = False
+    nes_sigma: float = 0.01
+    chunk: int = 50
+
+    def __post_init__(self):
+        if self.name not in METHODS:
+            raise ValueError(f"unknown method {self.name!r}; use one of {METHODS}")
+
+
+def parameter_layout(model: nn.Module) -> tuple[list[int], list[int]]:
+    """Sizes of the trainable parameters in registration order and the id of the layer
+    (module) that owns each."""
+    sizes, layers, owners = [], [], {}
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            if param.requires_grad:
+                sizes.append(param.numel())
+                layers.append(owners.setdefault(id(module), len(owners)))
+    return sizes, layers
+
+
+def _params(model: nn.Module) -> list[nn.Parameter]:
+    return [
+        p
+        for module in model.modules()
+        for p in module.parameters(recurse=False)
+        if p.requires_grad
+    ]
+
+
+@torch.no_grad()
+def _add(params: list[nn.Parameter], vector: torch.Tensor, alpha: float) -> None:
+    offset = 0
+    for p in params:
+        p.add_(vector[offset : offset + p.numel()].view_as(p), alpha=alpha)
+        offset += p.numel()
+
+
+class Trainer:
+    """One network trained by one method; ``step`` consumes batches from an iterator
+    (NES takes d of them per update)."""
+
+    def __init__(self, model: nn.Module, method: Method, seed: int):
+        self.model, self.method = model, method
+        self.params = _params(model)
+        sizes, layers = parameter_layout(model)
+        self.size = sum(sizes)
+        parts = compartments(
+            sizes,
+            layers,
+            method.d,
+            method.weights_per_compartment,
+            method.split_dimensions,
+        )
+        self.bases = RandomBases(
+            tuple(parts),
+            seed,
+            fixed=method.name == "fpd",
+            normalize_per_compartment=method.normalize_per_compartment,
+            chunk=method.chunk,
+        )
+        self.seed = seed
+        self.updates = 0
+        self.images = 0
+        self._stale: torch.Tensor | None = None
+
+    def _gradient(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+        self.model.zero_grad(set_to_none=True)
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        g = torch.cat([p.grad.flatten() for p in self.params])
+        return g, out.detach()
+
+    def step(self, batches: Iterator) -> dict:
+        """One update; returns its train loss, accuracy and (RBD, FPD) cosine."""
+        if self.method.name == "nes":
+            return self._nes(batches)
+        x, y = next(batches)
+        self.images += len(y)
+        stale = self._stale if self.method.fpd_stale_coordinates else None
+        if stale is not None:
+            _add(self.params, stale, 1.0)
+        g, out = self._gradient(x, y)
+        if stale is not None:
+            _add(self.params, stale, -1.0)
+        row = {
+            "loss": float(F.cross_entropy(out, y)),
+            "acc": float((out.argmax(1) == y).float().mean()),
+        }
+        if self.method.name == "sgd":
+            update = g
+        else:
+            coords = self.bases.coordinates(g, self.updates)
+            update = self.bases.step_vector(coords, self.updates)
+            row["cosine"] = cosine(update, g)
+            self._stale = update  # Phi c*_t, what the original's forward adds next
+        _add(self.params, update, -self.method.lr)
+        self.updates += 1
+        return row
+
+    @torch.no_grad()
+    def _nes(self, batches: Iterator) -> dict:
+        m = self.method
+        key = DirectionKey(self.seed, self.updates)
+        losses = torch.empty(m.d)
+        for i in range(m.d):
+            eps = draw(key, i, 1, self.size)[0]
+            _add(self.params, eps, m.nes_sigma)
+            x, y = next(batches)
+            losses[i] = F.cross_entropy(self.model(x), y)
+            _add(self.params, eps, -m.nes_sigma)
+            self.images += len(y)
+        ranks = torch.empty(m.d)
+        ranks[losses.argsort(descending=True)] = torch.arange(m.d, dtype=torch.float32)
+        utility = ranks / (m.d - 1) - 0.5
+        step = expand(utility, key, self.size, math.sqrt(self.size), chunk=1)
+        _add(self.params, step, m.lr / (m.nes_sigma * m.d))
+        self.updates += 1
+        return {"loss": float(losses.mean())}
