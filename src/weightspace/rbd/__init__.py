@@ -8,6 +8,8 @@ low-dimensional subspaces that are redrawn every step.
   directions (§2.6);
 - `descent`: one step of RBD, FPD and the in-process distributed RBD of W workers
   that exchange only their coordinates (§2.4, §3, §9);
+- `distributed`: the same workers on torch.distributed (gloo or nccl), exchanging only
+  their coordinates;
 - `training`: a network trained by SGD, RBD, FPD or NES, one update at a time, with
   the cosine of each update with the true gradient (§2-§5).
 
