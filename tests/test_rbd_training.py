@@ -100,3 +100,20 @@ def test_nes_update_is_the_ranked_sum_of_its_offspring_noise():
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-7)
     assert trainer.images == d * 32 and trainer.updates == 1
+
+
+def test_train_method_records_validation_cosines_and_budget():
+    split = digits()
+    x, y = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train).long()
+    val = (torch.from_numpy(split.x_test), torch.from_numpy(split.y_test).long())
+    from weightspace.rbd.training import train_method
+
+    run = train_method(_fc(), Method("rbd", 1.0, d=50), 1, _stream(x, y), val, 2, 40)
+    assert run["status"] == "completed" and run["updates"] == 80
+    assert run["images"] == 80 * 32 and run["parameters"] == 9_610
+    first, last = run["history"][0], run["history"][-1]
+    assert [e["epoch"] for e in run["history"]] == [0, 1, 2]
+    assert last["val_acc"] > first["val_acc"]
+    assert 0 < last["cosine_min"] <= last["cosine_mean"] <= last["cosine_max"] < 1
+    nes = train_method(_fc(), Method("nes", 1.0, d=10), 1, _stream(x, y), val, 1, 3)
+    assert nes["updates"] == 3 and nes["images"] == 3 * 10 * 32  # declared budget

@@ -22,7 +22,7 @@ _LAZY = {
     "compartments": ["Compartment", "compartments"],
     "directions": ["DirectionKey", "expand", "project"],
     "descent": ["RandomBases", "cosine"],
-    "training": ["METHODS", "Method", "Trainer", "parameter_layout"],
+    "training": ["METHODS", "Method", "Trainer", "parameter_layout", "train_method"],
 }
 __all__ = sorted(name for names in _LAZY.values() for name in names)
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())

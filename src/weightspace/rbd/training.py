@@ -162,3 +162,69 @@ class Trainer:
         _add(self.params, step, m.lr / (m.nes_sigma * m.d))
         self.updates += 1
         return {"loss": float(losses.mean())}
+
+
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Loss and top-1 accuracy of ``model`` on (x, y), in batches of 5,000 (the
+    original's evaluation batch)."""
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(y), 5000):
+            out = model(x[start : start + 5000])
+            target = y[start : start + 5000]
+            loss += float(F.cross_entropy(out, target, reduction="sum"))
+            correct += int((out.argmax(1) == target).sum())
+    model.train()
+    return {"loss": loss / len(y), "acc": correct / len(y)}
+
+
+def train_method(
+    model: nn.Module,
+    method: Method,
+    seed: int,
+    batches: Iterator,
+    validation: tuple[torch.Tensor, torch.Tensor],
+    epochs: int,
+    steps_per_epoch: int,
+    log=None,
+) -> dict:
+    """Train for ``epochs`` x ``steps_per_epoch`` updates (NES: one update per step, each
+    consuming d batches), evaluating on ``validation`` after every epoch. Returns the
+    per-epoch history (train loss, validation loss and accuracy, cosine mean/min/max
+    for RBD and FPD), the updates made and the images seen. A non-finite loss stops the
+    run (status ``diverged``)."""
+    trainer = Trainer(model, method, seed)
+    history = [{"epoch": 0, **_prefixed(evaluate_accuracy(model, *validation))}]
+    status = "completed"
+    for epoch in range(1, epochs + 1):
+        rows = [trainer.step(batches) for _ in range(steps_per_epoch)]
+        losses = torch.tensor([r["loss"] for r in rows])
+        entry = {"epoch": epoch, "train_loss": float(losses.mean())}
+        if "cosine" in rows[0]:
+            cos = torch.tensor([r["cosine"] for r in rows])
+            entry.update(
+                cosine_mean=float(cos.mean()),
+                cosine_min=float(cos.min()),
+                cosine_max=float(cos.max()),
+            )
+        entry.update(_prefixed(evaluate_accuracy(model, *validation)))
+        history.append(entry)
+        if log is not None:
+            log(f"{method.name} epoch {epoch}/{epochs}: {entry}")
+        if not math.isfinite(entry["train_loss"]) or not math.isfinite(
+            entry["val_loss"]
+        ):
+            status = "diverged"
+            break
+    return {
+        "status": status,
+        "history": history,
+        "updates": trainer.updates,
+        "images": trainer.images,
+        "parameters": trainer.size,
+    }
+
+
+def _prefixed(metrics: dict) -> dict:
+    return {f"val_{k}": v for k, v in metrics.items()}
