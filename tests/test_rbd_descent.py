@@ -64,7 +64,7 @@ def test_mean_step_approaches_d_over_D_times_g():
     target = d / size * g
 
     def error(draws, offset):
-        mean = sum(bases.step(g, offset + t) for t in range(draws)) / draws
+        mean = sum(bases.step(g, offset + t)[0] for t in range(draws)) / draws
         return float((mean - target).norm() / target.norm())
 
     # relative error of the mean: sqrt((D + 1) / (d n)) for Gaussian directions
@@ -77,7 +77,7 @@ def test_mean_cosine_with_the_gradient_is_sqrt_d_over_D():
     size, d = 5000, 10
     g = torch.randn(size, dtype=torch.float64)
     bases = _bases(size, d)
-    cosines = torch.tensor([cosine(bases.step(g, t), g) for t in range(200)])
+    cosines = torch.tensor([cosine(bases.step(g, t)[0], g) for t in range(200)])
     se = float(cosines.std() / math.sqrt(len(cosines)))
     assert abs(float(cosines.mean()) - math.sqrt(d / (size + d))) < 4 * se
 
@@ -89,7 +89,7 @@ def test_per_layer_compartments_give_each_layer_its_own_cosine():
     assert [(p.start, p.stop, p.d) for p in parts] == [(0, 2020, 20), (2020, 2430, 20)]
     bases = RandomBases(tuple(parts), seed=1, normalize_per_compartment=True)
     small = slice(2020, 2430)
-    cos = [cosine(bases.step(g, t)[small], g[small]) for t in range(100)]
+    cos = [cosine(bases.step(g, t)[0][small], g[small]) for t in range(100)]
     assert abs(sum(cos) / len(cos) - math.sqrt(20 / 430)) < 0.03
 
 
@@ -114,18 +114,18 @@ def test_compartment_settings_of_the_fc_network():
 def test_fixed_directions_are_the_same_at_every_step():
     g = torch.randn(400)
     fpd, rbd = _bases(400, 8, fixed=True), _bases(400, 8)
-    torch.testing.assert_close(fpd.step(g, 0), fpd.step(g, 17), rtol=0, atol=0)
-    assert not torch.equal(rbd.step(g, 0), rbd.step(g, 17))
+    torch.testing.assert_close(fpd.step(g, 0)[0], fpd.step(g, 17)[0], rtol=0, atol=0)
+    assert not torch.equal(rbd.step(g, 0)[0], rbd.step(g, 17)[0])
 
 
 def test_workers_exchange_only_their_coordinates():
     g = [torch.randn(1000) for _ in range(3)]
     bases = RandomBases(tuple(compartments([600, 400], [0, 1], 25, -1)), seed=3)
     one, scalars = bases.workers_step(g[:1], step=5)
-    assert torch.equal(one, bases.step(g[0], 5)) and scalars == 50
+    assert torch.equal(one, bases.step(g[0], 5)[0]) and scalars == 50
     total, scalars = bases.workers_step(g, step=5)
     assert scalars == communicated_scalars(bases.parts, workers=3) == 150
-    expected = sum(bases.step(gw, 5, worker=w) for w, gw in enumerate(g))
+    expected = sum(bases.step(gw, 5, worker=w)[0] for w, gw in enumerate(g))
     assert torch.equal(total, expected)
 
 
@@ -141,3 +141,15 @@ def test_workers_exchange_only_their_coordinates():
 def test_the_papers_networks_have_the_spec_parameter_counts(name, shape, count):
     model = build_model(name, in_channels=shape[0], image_size=shape[1])
     assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_one_pass_step_equals_coordinates_then_expansion():
+    g = torch.randn(3000)
+    bases = RandomBases(tuple(compartments([2000, 1000], [0, 1], 70, -1)), seed=2)
+    step, coords = bases.step(g, 4, worker=1)
+    expected = bases.coordinates(g, 4, 1)
+    for c, e in zip(coords, expected):
+        assert torch.equal(c, e)
+    torch.testing.assert_close(
+        step, bases.step_vector(expected, 4, 1), rtol=1e-6, atol=1e-7
+    )

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import torch
 
 from weightspace.rbd.compartments import Compartment
-from weightspace.rbd.directions import DirectionKey, expand, project
+from weightspace.rbd.directions import (
+    DirectionKey,
+    expand,
+    project,
+    project_and_expand,
+)
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,27 @@ class RandomBases:
             )
         return out
 
-    def step(self, g: torch.Tensor, step: int, worker: int = 0) -> torch.Tensor:
-        """The RBD step of gradient ``g`` (to be subtracted, times eta)."""
-        return self.step_vector(self.coordinates(g, step, worker), step, worker)
+    def step(
+        self, g: torch.Tensor, step: int, worker: int = 0
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The RBD step of gradient ``g`` (to be subtracted, times eta) and its
+        coordinates. One pass over the directions: a chunk's coordinates need only
+        that chunk, so each chunk is drawn once (``coordinates`` then
+        ``step_vector`` draws it twice; workers need that split to exchange c)."""
+        out = torch.zeros_like(g)
+        coordinates = []
+        for k, part in enumerate(self.parts):
+            c, piece = project_and_expand(
+                g[part.start : part.stop],
+                self.key(step, worker, k),
+                part.d,
+                self._norm(part),
+                self.chunk,
+                self.distribution,
+            )
+            out[part.start : part.stop] = piece
+            coordinates.append(c)
+        return out, coordinates
 
     def workers_step(
         self, gradients: Sequence[torch.Tensor], step: int

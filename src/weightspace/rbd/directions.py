@@ -105,3 +105,23 @@ def expand(
         phi = draw(key, index, rows, size, c.device, c.dtype, distribution)
         out += c[start : start + rows] @ phi / norm
     return out
+
+
+def project_and_expand(
+    g: torch.Tensor,
+    key: DirectionKey,
+    d: int,
+    norm: float,
+    chunk: int = 50,
+    distribution: str = "normal",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c, Phi c) with c = Phi^T g, drawing each chunk of directions once: the same
+    numbers as ``project`` then ``expand``."""
+    c = torch.empty(d, device=g.device, dtype=g.dtype)
+    out = torch.zeros_like(g)
+    for index, start, rows in _chunks(d, chunk):
+        phi = draw(key, index, rows, g.numel(), g.device, g.dtype, distribution)
+        part = phi @ g / norm
+        c[start : start + rows] = part
+        out += part @ phi / norm
+    return c, out

@@ -135,8 +135,7 @@ class Trainer:
         if self.method.name == "sgd":
             update = g
         else:
-            coords = self.bases.coordinates(g, self.updates)
-            update = self.bases.step_vector(coords, self.updates)
+            update, _ = self.bases.step(g, self.updates)
             row["cosine"] = cosine(update, g)
             self._stale = update  # Phi c*_t, what the original's forward adds next
         _add(self.params, update, -self.method.lr)
