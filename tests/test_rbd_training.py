@@ -117,3 +117,20 @@ def test_train_method_records_validation_cosines_and_budget():
     assert 0 < last["cosine_min"] <= last["cosine_mean"] <= last["cosine_max"] < 1
     nes = train_method(_fc(), Method("nes", 1.0, d=10), 1, _stream(x, y), val, 1, 3)
     assert nes["updates"] == 3 and nes["images"] == 3 * 10 * 32  # declared budget
+
+
+def test_fpd_with_its_projection_in_memory_takes_the_same_steps():
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    params = []
+    for keep in (True, False):
+        model = _fc()
+        trainer = Trainer(
+            model,
+            Method("fpd", 1.0, d=30, chunk=8, keep_projection_in_memory=keep),
+            seed=5,
+        )
+        batches = iter(lambda: (x, y), None)
+        for _ in range(5):
+            trainer.step(batches)
+        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-7)

@@ -8,6 +8,8 @@ low-dimensional subspaces that are redrawn every step.
   directions (§2.6);
 - `descent`: one step of RBD, FPD and the in-process distributed RBD of W workers
   that exchange only their coordinates (§2.4, §3, §9);
+- `data`: augmentation (MNIST crop and brightness, CIFAR crop, flip and
+  standardisation) and the seeded validation block (§7);
 - `distributed`: the same workers on torch.distributed (gloo or nccl), exchanging only
   their coordinates;
 - `training`: a network trained by SGD, RBD, FPD or NES, one update at a time, with
@@ -21,6 +23,7 @@ from weightspace.lazy import lazy_attributes
 _LAZY = {
     "compartments": ["Compartment", "compartments"],
     "directions": ["DirectionKey", "expand", "project"],
+    "data": ["augment_cifar", "augment_mnist", "standardize", "validation_block"],
     "descent": ["RandomBases", "cosine"],
     "training": ["METHODS", "Method", "Trainer", "parameter_layout", "train_method"],
 }
