@@ -59,3 +59,11 @@ def test_relu_summaries_do_not_import_torch(module):
 )
 def test_teleport_workflow_and_summaries_do_not_import_torch(module):
     assert "torch" not in _imported_after(f"import {module}")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["weightspace.rbd.jobs", "weightspace.rbd.config", "weightspace.rbd.table1"],
+)
+def test_rbd_workflow_and_summaries_do_not_import_torch(module):
+    assert "torch" not in _imported_after(f"import {module}")

@@ -13,7 +13,11 @@ low-dimensional subspaces that are redrawn every step.
 - `distributed`: the same workers on torch.distributed (gloo or nccl), exchanging only
   their coordinates;
 - `training`: a network trained by SGD, RBD, FPD or NES, one update at a time, with
-  the cosine of each update with the true gradient (§2-§5).
+  the cosine of each update with the true gradient (§2-§5);
+- `datasets`: the data sets as in-memory tensors and their batch stream; `presets`:
+  the paper's learning rates, networks and published Table 1; `table1`: the table and
+  its claims (no torch); `config`, `jobs`: the config checks and the cut into jobs
+  (no torch: the workflow reads them when it is parsed).
 
 Attributes load their module on first use, so importing the package imports no torch.
 """
