@@ -47,7 +47,7 @@ class RandomBases:
     def size(self) -> int:
         return self.parts[-1].stop
 
-    def _norm(self, part: Compartment) -> float:
+    def divisor(self, part: Compartment) -> float:
         if self.norm is not None:
             return float(self.norm)
         return math.sqrt(part.size if self.normalize_per_compartment else self.size)
@@ -61,6 +61,11 @@ class RandomBases:
             self.additive_offsets,
         )
 
+    def compartments(self, step: int, worker: int = 0):
+        """(compartment, its direction key, its divisor) for every compartment."""
+        for k, part in enumerate(self.parts):
+            yield part, self.key(step, worker, k), self.divisor(part)
+
     def coordinates(
         self, g: torch.Tensor, step: int, worker: int = 0
     ) -> list[torch.Tensor]:
@@ -68,13 +73,13 @@ class RandomBases:
         return [
             project(
                 g[part.start : part.stop],
-                self.key(step, worker, k),
+                key,
                 part.d,
-                self._norm(part),
+                norm,
                 self.chunk,
                 self.distribution,
             )
-            for k, part in enumerate(self.parts)
+            for part, key, norm in self.compartments(step, worker)
         ]
 
     def step_vector(
@@ -83,14 +88,9 @@ class RandomBases:
         """sum_k Phi_k c_k as one flat vector of the network's size."""
         first = coordinates[0]
         out = torch.zeros(self.size, device=first.device, dtype=first.dtype)
-        for k, (part, c) in enumerate(zip(self.parts, coordinates)):
+        for (part, key, norm), c in zip(self.compartments(step, worker), coordinates):
             out[part.start : part.stop] = expand(
-                c,
-                self.key(step, worker, k),
-                part.size,
-                self._norm(part),
-                self.chunk,
-                self.distribution,
+                c, key, part.size, norm, self.chunk, self.distribution
             )
         return out
 
@@ -103,12 +103,12 @@ class RandomBases:
         ``step_vector`` draws it twice; workers need that split to exchange c)."""
         out = torch.zeros_like(g)
         coordinates = []
-        for k, part in enumerate(self.parts):
+        for part, key, norm in self.compartments(step, worker):
             c, piece = project_and_expand(
                 g[part.start : part.stop],
-                self.key(step, worker, k),
+                key,
                 part.d,
-                self._norm(part),
+                norm,
                 self.chunk,
                 self.distribution,
             )

@@ -74,6 +74,20 @@ def draw(
     )
 
 
+def directions(
+    key: DirectionKey,
+    d: int,
+    size: int,
+    device="cpu",
+    dtype=torch.float32,
+    chunk: int = 50,
+    distribution: str = "normal",
+):
+    """The d directions of ``key`` chunk by chunk: (first index, chunk x ``size``)."""
+    for index, start, rows in _chunks(d, chunk):
+        yield start, draw(key, index, rows, size, device, dtype, distribution)
+
+
 def project(
     g: torch.Tensor,
     key: DirectionKey,
@@ -85,9 +99,10 @@ def project(
     """c = Phi^T g with Phi's columns phi_i / norm: the coordinates of ``g`` (a flat
     vector) along the d directions of ``key``."""
     c = torch.empty(d, device=g.device, dtype=g.dtype)
-    for index, start, rows in _chunks(d, chunk):
-        phi = draw(key, index, rows, g.numel(), g.device, g.dtype, distribution)
-        c[start : start + rows] = phi @ g / norm
+    for start, phi in directions(
+        key, d, g.numel(), g.device, g.dtype, chunk, distribution
+    ):
+        c[start : start + len(phi)] = phi @ g / norm
     return c
 
 
@@ -101,9 +116,10 @@ def expand(
 ) -> torch.Tensor:
     """Phi c: the vector of ``size`` entries that the coordinates ``c`` describe."""
     out = torch.zeros(size, device=c.device, dtype=c.dtype)
-    for index, start, rows in _chunks(c.numel(), chunk):
-        phi = draw(key, index, rows, size, c.device, c.dtype, distribution)
-        out += c[start : start + rows] @ phi / norm
+    for start, phi in directions(
+        key, c.numel(), size, c.device, c.dtype, chunk, distribution
+    ):
+        out += c[start : start + len(phi)] @ phi / norm
     return out
 
 
@@ -119,9 +135,10 @@ def project_and_expand(
     numbers as ``project`` then ``expand``."""
     c = torch.empty(d, device=g.device, dtype=g.dtype)
     out = torch.zeros_like(g)
-    for index, start, rows in _chunks(d, chunk):
-        phi = draw(key, index, rows, g.numel(), g.device, g.dtype, distribution)
+    for start, phi in directions(
+        key, d, g.numel(), g.device, g.dtype, chunk, distribution
+    ):
         part = phi @ g / norm
-        c[start : start + rows] = part
+        c[start : start + len(phi)] = part
         out += part @ phi / norm
     return c, out

@@ -29,7 +29,7 @@ from torch import nn
 
 from weightspace.rbd.compartments import compartments
 from weightspace.rbd.descent import RandomBases, cosine
-from weightspace.rbd.directions import DirectionKey, draw, expand
+from weightspace.rbd.directions import DirectionKey, directions, draw, expand
 
 METHODS = ("sgd", "rbd", "fpd", "nes")
 
@@ -112,17 +112,14 @@ class Trainer:
             self._projection = [
                 torch.cat(
                     [
-                        draw(
-                            self.bases.key(0, 0, k),
-                            i,
-                            min(method.chunk, part.d - s),
-                            part.size,
+                        phi
+                        for _, phi in directions(
+                            key, part.d, part.size, chunk=method.chunk
                         )
-                        for i, s in enumerate(range(0, part.d, method.chunk))
                     ]
                 )
-                / self.bases._norm(part)
-                for k, part in enumerate(self.bases.parts)
+                / norm
+                for part, key, norm in self.bases.compartments(0)
             ]
         self.updates = 0
         self.images = 0

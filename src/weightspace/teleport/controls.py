@@ -28,8 +28,6 @@ from weightspace.models import initialize_weights
 from weightspace.teleport.model import TeleportableModel
 
 ARMS = ("none", "teleport", "pseudo", "same_distr", "norm_matched", "he_init")
-# the arms that teleport (a copy of) the network and so draw a CoB
-TELEPORTING_ARMS = ("teleport", "pseudo", "same_distr", "norm_matched")
 
 
 @dataclass(frozen=True)
