@@ -57,10 +57,16 @@ def test_project_and_expand_use_the_same_directions_in_any_chunking_of_d():
         torch.testing.assert_close(expand(c, key, 300, 1.0, chunk), phi.T @ c)
 
 
-def test_mean_step_approaches_d_over_D_times_g():
+GENERATORS = ["torch", "philox"]
+# philox draws float32 on the CPU; the statistics below hold to far more digits
+DTYPES = {"torch": torch.float64, "philox": torch.float32}
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_mean_step_approaches_d_over_D_times_g(generator):
     size, d = 500, 10
-    g = torch.randn(size, dtype=torch.float64)
-    bases = _bases(size, d)
+    g = torch.randn(size, dtype=DTYPES[generator])
+    bases = _bases(size, d, generator=generator)
     target = d / size * g
 
     def error(draws, offset):
@@ -73,10 +79,11 @@ def test_mean_step_approaches_d_over_D_times_g():
         assert 0.6 * expected < error(draws, 10_000 * draws) < 1.4 * expected
 
 
-def test_mean_cosine_with_the_gradient_is_sqrt_d_over_D():
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_mean_cosine_with_the_gradient_is_sqrt_d_over_D(generator):
     size, d = 5000, 10
-    g = torch.randn(size, dtype=torch.float64)
-    bases = _bases(size, d)
+    g = torch.randn(size, dtype=DTYPES[generator])
+    bases = _bases(size, d, generator=generator)
     cosines = torch.tensor([cosine(bases.step(g, t)[0], g) for t in range(200)])
     se = float(cosines.std() / math.sqrt(len(cosines)))
     assert abs(float(cosines.mean()) - math.sqrt(d / (size + d))) < 4 * se
@@ -118,15 +125,21 @@ def test_fixed_directions_are_the_same_at_every_step():
     assert not torch.equal(rbd.step(g, 0)[0], rbd.step(g, 17)[0])
 
 
-def test_workers_exchange_only_their_coordinates():
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_workers_exchange_only_their_coordinates(generator):
     g = [torch.randn(1000) for _ in range(3)]
-    bases = RandomBases(tuple(compartments([600, 400], [0, 1], 25, -1)), seed=3)
+    parts = tuple(compartments([600, 400], [0, 1], 25, -1))
+    bases = RandomBases(parts, seed=3, generator=generator)
     one, scalars = bases.workers_step(g[:1], step=5)
     assert torch.equal(one, bases.step(g[0], 5)[0]) and scalars == 50
     total, scalars = bases.workers_step(g, step=5)
     assert scalars == communicated_scalars(bases.parts, workers=3) == 150
     expected = sum(bases.step(gw, 5, worker=w)[0] for w, gw in enumerate(g))
     assert torch.equal(total, expected)
+    # what a worker computes from the exchanged coordinates alone, bit for bit
+    shared = [bases.coordinates(gw, 5, w) for w, gw in enumerate(g)]
+    rebuilt = sum(bases.step_vector(c, 5, w) for w, c in enumerate(shared))
+    assert torch.equal(total, rebuilt)
 
 
 @pytest.mark.parametrize(

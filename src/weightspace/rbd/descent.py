@@ -32,6 +32,7 @@ class RandomBases:
     ``fixed``: one set of directions for the whole run (FPD). ``norm``: the divisor of
     every direction; None uses sqrt(D) of the whole network (the original's
     ``auto_norm``), also for smaller compartments unless ``normalize_per_compartment``.
+    ``generator``: "torch" or "philox" (weightspace.rbd.directions).
     """
 
     parts: tuple[Compartment, ...]
@@ -42,6 +43,7 @@ class RandomBases:
     chunk: int = 50
     distribution: str = "normal"
     additive_offsets: bool = False
+    generator: str = "torch"
 
     @property
     def size(self) -> int:
@@ -78,6 +80,7 @@ class RandomBases:
                 norm,
                 self.chunk,
                 self.distribution,
+                self.generator,
             )
             for part, key, norm in self.compartments(step, worker)
         ]
@@ -90,7 +93,7 @@ class RandomBases:
         out = torch.zeros(self.size, device=first.device, dtype=first.dtype)
         for (part, key, norm), c in zip(self.compartments(step, worker), coordinates):
             out[part.start : part.stop] = expand(
-                c, key, part.size, norm, self.chunk, self.distribution
+                c, key, part.size, norm, self.chunk, self.distribution, self.generator
             )
         return out
 
@@ -111,6 +114,7 @@ class RandomBases:
                 norm,
                 self.chunk,
                 self.distribution,
+                self.generator,
             )
             out[part.start : part.stop] = piece
             coordinates.append(c)
@@ -122,9 +126,11 @@ class RandomBases:
         """The summed step of W workers, each with its own batch gradient, and the
         scalars they exchange: each worker's coordinates only; every worker
         regenerates the others' directions and adds all steps."""
-        shared = [self.coordinates(g, step, w) for w, g in enumerate(gradients)]
-        scalars = sum(c.numel() for coords in shared for c in coords)
-        total = sum(self.step_vector(c, step, w) for w, c in enumerate(shared))
+        # in one process each worker's directions are drawn once (the fused step):
+        # the same numbers as regenerating them from the exchanged coordinates
+        steps = [self.step(g, step, w) for w, g in enumerate(gradients)]
+        scalars = sum(c.numel() for _, coords in steps for c in coords)
+        total = sum(piece for piece, _ in steps)
         return total, scalars
 
 

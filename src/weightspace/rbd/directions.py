@@ -11,6 +11,11 @@ different keys give independent directions. The original added seed offsets
 
 ``project`` computes c = Phi^T g and ``expand`` computes Phi c with the same chunks:
 the RBD coordinates and step.
+
+``generator`` picks the numbers behind a key: "torch" (a ``torch.Generator`` of the
+tensor's device seeded with the chunk's key; CPU and CUDA differ) or "philox" (the
+counter-based C generator of ``weightspace.rbd.philox``, CPU float32 only, about twice
+as fast and never holding more than one direction).
 """
 
 from __future__ import annotations
@@ -20,8 +25,22 @@ from dataclasses import dataclass
 import torch
 
 from weightspace.data.seeds import derive_seed
+from weightspace.rbd import philox
 
 DISTRIBUTIONS = ("normal", "uniform")
+GENERATORS = ("torch", "philox")
+
+
+def check_generator(generator: str, distribution: str = "normal") -> None:
+    if generator not in GENERATORS:
+        raise ValueError(
+            f"unknown direction generator {generator!r}; use one of {GENERATORS}"
+        )
+    if generator == "philox" and distribution != "normal":
+        raise ValueError(
+            f"generator 'philox' draws normal directions only, not {distribution!r}; "
+            "use generator 'torch'"
+        )
 
 
 @dataclass(frozen=True)
@@ -60,14 +79,20 @@ def draw(
     device="cpu",
     dtype=torch.float32,
     distribution: str = "normal",
+    generator: str = "torch",
 ) -> torch.Tensor:
     """Chunk ``chunk_index`` of the directions: ``rows`` x ``size``, unnormalised."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(key.chunk_seed(chunk_index))
+    check_generator(generator, distribution)
+    if generator == "philox":
+        if torch.device(device).type != "cpu" or dtype != torch.float32:
+            raise ValueError("generator 'philox' draws float32 on the CPU")
+        return philox.draw(key.chunk_seed(chunk_index), rows, size)
+    rng = torch.Generator(device=device)
+    rng.manual_seed(key.chunk_seed(chunk_index))
     if distribution == "normal":
-        return torch.randn(rows, size, generator=generator, device=device, dtype=dtype)
+        return torch.randn(rows, size, generator=rng, device=device, dtype=dtype)
     if distribution == "uniform":
-        u = torch.rand(rows, size, generator=generator, device=device, dtype=dtype)
+        u = torch.rand(rows, size, generator=rng, device=device, dtype=dtype)
         return 2 * u - 1
     raise ValueError(
         f"unknown direction distribution {distribution!r}; use one of {DISTRIBUTIONS}"
@@ -82,10 +107,14 @@ def directions(
     dtype=torch.float32,
     chunk: int = 50,
     distribution: str = "normal",
+    generator: str = "torch",
 ):
     """The d directions of ``key`` chunk by chunk: (first index, chunk x ``size``)."""
     for index, start, rows in _chunks(d, chunk):
-        yield start, draw(key, index, rows, size, device, dtype, distribution)
+        yield (
+            start,
+            draw(key, index, rows, size, device, dtype, distribution, generator),
+        )
 
 
 def project(
@@ -95,14 +124,24 @@ def project(
     norm: float,
     chunk: int = 50,
     distribution: str = "normal",
+    generator: str = "torch",
 ) -> torch.Tensor:
     """c = Phi^T g with Phi's columns phi_i / norm: the coordinates of ``g`` (a flat
     vector) along the d directions of ``key``."""
+    check_generator(generator, distribution)
+    if generator == "philox":
+        g = g.contiguous()
+        return torch.cat(
+            [
+                philox.project(key.chunk_seed(index), rows, g, norm)
+                for index, _, rows in _chunks(d, chunk)
+            ]
+        )
     c = torch.empty(d, device=g.device, dtype=g.dtype)
-    for start, phi in directions(
-        key, d, g.numel(), g.device, g.dtype, chunk, distribution
-    ):
-        c[start : start + len(phi)] = phi @ g / norm
+    for index, start, rows in _chunks(d, chunk):
+        phi = draw(key, index, rows, g.numel(), g.device, g.dtype, distribution)
+        c[start : start + rows] = phi @ g / norm
+        del phi  # one chunk alive at a time
     return c
 
 
@@ -113,13 +152,21 @@ def expand(
     norm: float,
     chunk: int = 50,
     distribution: str = "normal",
+    generator: str = "torch",
 ) -> torch.Tensor:
     """Phi c: the vector of ``size`` entries that the coordinates ``c`` describe."""
+    check_generator(generator, distribution)
     out = torch.zeros(size, device=c.device, dtype=c.dtype)
-    for start, phi in directions(
-        key, c.numel(), size, c.device, c.dtype, chunk, distribution
-    ):
-        out += c[start : start + len(phi)] @ phi / norm
+    if generator == "philox":
+        for index, start, rows in _chunks(c.numel(), chunk):
+            philox.expand_into(
+                out, key.chunk_seed(index), c[start : start + rows], norm
+            )
+        return out
+    for index, start, rows in _chunks(c.numel(), chunk):
+        phi = draw(key, index, rows, size, c.device, c.dtype, distribution)
+        out += c[start : start + rows] @ phi / norm
+        del phi  # one chunk alive at a time
     return out
 
 
@@ -130,15 +177,26 @@ def project_and_expand(
     norm: float,
     chunk: int = 50,
     distribution: str = "normal",
+    generator: str = "torch",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(c, Phi c) with c = Phi^T g, drawing each chunk of directions once: the same
     numbers as ``project`` then ``expand``."""
-    c = torch.empty(d, device=g.device, dtype=g.dtype)
+    check_generator(generator, distribution)
     out = torch.zeros_like(g)
-    for start, phi in directions(
-        key, d, g.numel(), g.device, g.dtype, chunk, distribution
-    ):
+    if generator == "philox":
+        g = g.contiguous()
+        c = torch.cat(
+            [
+                philox.project_expand_into(out, key.chunk_seed(index), rows, g, norm)
+                for index, _, rows in _chunks(d, chunk)
+            ]
+        )
+        return c, out
+    c = torch.empty(d, device=g.device, dtype=g.dtype)
+    for index, start, rows in _chunks(d, chunk):
+        phi = draw(key, index, rows, g.numel(), g.device, g.dtype, distribution)
         part = phi @ g / norm
-        c[start : start + len(phi)] = part
+        c[start : start + rows] = part
         out += part @ phi / norm
+        del phi  # one chunk alive at a time
     return c, out

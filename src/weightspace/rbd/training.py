@@ -45,6 +45,7 @@ class Method:
     fpd_stale_coordinates: bool = False
     nes_sigma: float = 0.01
     chunk: int = 50
+    generator: str = "torch"  # of the directions: "torch" or "philox"
     # FPD: draw the fixed directions once and keep them (d x D floats); the same
     # numbers as regenerating them every step, in a fraction of the time
     keep_projection_in_memory: bool = True
@@ -105,6 +106,7 @@ class Trainer:
             fixed=method.name == "fpd",
             normalize_per_compartment=method.normalize_per_compartment,
             chunk=method.chunk,
+            generator=method.generator,
         )
         self.seed = seed
         self._projection = None
@@ -114,7 +116,11 @@ class Trainer:
                     [
                         phi
                         for _, phi in directions(
-                            key, part.d, part.size, chunk=method.chunk
+                            key,
+                            part.d,
+                            part.size,
+                            chunk=method.chunk,
+                            generator=method.generator,
                         )
                     ]
                 )
@@ -175,7 +181,7 @@ class Trainer:
         key = DirectionKey(self.seed, self.updates)
         losses = torch.empty(m.d)
         for i in range(m.d):
-            eps = draw(key, i, 1, self.size)[0]
+            eps = draw(key, i, 1, self.size, generator=m.generator)[0]
             _add(self.params, eps, m.nes_sigma)
             x, y = next(batches)
             losses[i] = F.cross_entropy(self.model(x), y)
@@ -184,7 +190,14 @@ class Trainer:
         ranks = torch.empty(m.d)
         ranks[losses.argsort(descending=True)] = torch.arange(m.d, dtype=torch.float32)
         utility = ranks / (m.d - 1) - 0.5
-        step = expand(utility, key, self.size, math.sqrt(self.size), chunk=1)
+        step = expand(
+            utility,
+            key,
+            self.size,
+            math.sqrt(self.size),
+            chunk=1,
+            generator=m.generator,
+        )
         _add(self.params, step, m.lr / (m.nes_sigma * m.d))
         self.updates += 1
         return {"loss": float(losses.mean())}
