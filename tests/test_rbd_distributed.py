@@ -85,3 +85,51 @@ def test_two_workers_stay_identical_and_equal_the_simulation(tmp_path):
         == 2 * 2 * D
     )
     assert scalars < simulated.numel() / 100
+
+
+def test_torchrun_entry_point_trains_identical_workers(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "subset.npz"
+    np.savez(
+        npz,
+        x_train=rng.random((128, 1, 28, 28), dtype=np.float32),
+        y_train=rng.integers(0, 10, 128),
+        x_test=rng.random((32, 1, 28, 28), dtype=np.float32),
+        y_test=rng.integers(0, 10, 32),
+    )
+    out = tmp_path / "w2.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+            "-m",
+            "weightspace.rbd.distributed",
+            "--mnist-file",
+            str(npz),
+            "--directions",
+            "10",
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    report = __import__("json").loads(out.read_text())
+    assert report["workers"] == 2 and report["steps"] == 2  # 128 / (32 x 2) steps
+    assert (
+        report["copies_identical"] and report["checksums"][0] == report["checksums"][1]
+    )
+    assert report["scalars_per_step"] == 2 * 10

@@ -134,3 +134,35 @@ def test_fpd_with_its_projection_in_memory_takes_the_same_steps():
             trainer.step(batches)
         params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-7)
+
+
+def test_in_process_workers_apply_the_sum_of_all_workers_steps():
+    batches = [
+        (torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(6)
+    ]
+    model = _fc()
+    trainer = Trainer(model, Method("rbd", 0.5, d=12, workers=3), seed=4)
+    assert trainer.scalars_per_step == 3 * 12
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    row = trainer.step(iter(batches[:3]), verify_copies=True)
+    assert row["copies_identical"] and trainer.images == 3 * 16
+    # the same update by hand: each worker's gradient on its own batch, summed steps
+    reference = _fc()
+    grads = []
+    for x, y in batches[:3]:
+        reference.zero_grad()
+        torch.nn.functional.cross_entropy(reference(x), y).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in reference.parameters()]))
+    total, scalars = trainer.bases.workers_step(grads, 0)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert scalars == 36 and torch.equal(after, before - 0.5 * total)
+    # one worker is plain RBD
+    single = Trainer(_fc(), Method("rbd", 0.5, d=12, workers=1), seed=4)
+    assert "copies_identical" not in single.step(iter(batches[:1]), verify_copies=True)
+
+
+def test_workers_only_with_rbd():
+    import pytest
+
+    with pytest.raises(ValueError, match="only with rbd"):
+        Method("fpd", 1.0, workers=2)

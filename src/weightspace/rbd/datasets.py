@@ -65,17 +65,24 @@ def load_arrays(dataset: str, *, mnist_file=None, data: Mapping | None = None, s
     )
 
 
-def evaluation_view(arrays: Arrays, part: tuple[torch.Tensor, torch.Tensor]):
-    """A part as the network sees it at evaluation (CIFAR: standardised)."""
+def evaluation_view(
+    arrays: Arrays, part: tuple[torch.Tensor, torch.Tensor], device="cpu"
+):
+    """A part as the network sees it at evaluation (CIFAR: standardised), on
+    ``device``."""
     x, y = part
-    return (standardize(x) if arrays.cifar else x), y
+    return (standardize(x) if arrays.cifar else x).to(device), y.to(device)
 
 
 def batch_stream(
-    arrays: Arrays, batch_size: int, augment: bool, generator: torch.Generator
+    arrays: Arrays,
+    batch_size: int,
+    augment: bool,
+    generator: torch.Generator,
+    device="cpu",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless training batches: reshuffled every pass, last incomplete batch dropped,
-    augmented as §7 says."""
+    augmented as §7 says (on the CPU, with ``generator``), then moved to ``device``."""
     x, y = arrays.train
     while True:
         order = torch.randperm(len(y), generator=generator)
@@ -90,4 +97,4 @@ def batch_stream(
                 )
             elif arrays.cifar:
                 xb = standardize(xb)
-            yield xb, y[index]
+            yield xb.to(device), y[index].to(device)

@@ -13,8 +13,15 @@ the methods differ in the update:
   sum_i u_i eps_i / sqrt(D) (the original's update, §4). The offspring noise comes from
   the same counter-based directions as RBD (one direction per chunk).
 
-Per step the cosine between the update and the true mini-batch gradient is recorded
-(RBD and FPD; Fig. "correlation").
+Per step the cosine between the update and the true mini-batch gradient is recorded,
+for the whole network and per variable (RBD and FPD; rbd_fig_correlation).
+
+``workers`` > 1 simulates data-parallel RBD in one process (random_bases.md §9): each
+logical worker takes its own batch and its own directions, only the W x sum_k d_k
+coordinates would cross the network, and every worker applies the sum of all W steps
+(the Ray version's rule: eta per worker, steps added). Once per epoch the summed step
+is rebuilt from the exchanged coordinates alone, as a remote worker would, and
+compared bit for bit with the step applied (``copies_identical``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class Method:
     nes_sigma: float = 0.01
     chunk: int = 50
     generator: str = "torch"  # of the directions: "torch" or "philox"
+    workers: int = 1
     # FPD: draw the fixed directions once and keep them (d x D floats); the same
     # numbers as regenerating them every step, in a fraction of the time
     keep_projection_in_memory: bool = True
@@ -53,6 +61,11 @@ class Method:
     def __post_init__(self):
         if self.name not in METHODS:
             raise ValueError(f"unknown method {self.name!r}; use one of {METHODS}")
+        if self.workers < 1 or (self.workers > 1 and self.name != "rbd"):
+            raise ValueError(
+                f"workers={self.workers}: use workers >= 1, and more than one only "
+                "with rbd"
+            )
 
 
 def parameter_layout(model: nn.Module) -> tuple[list[int], list[int]]:
@@ -119,6 +132,7 @@ class Trainer:
                             key,
                             part.d,
                             part.size,
+                            self.params[0].device,
                             chunk=method.chunk,
                             generator=method.generator,
                         )
@@ -130,6 +144,20 @@ class Trainer:
         self.updates = 0
         self.images = 0
         self._stale: torch.Tensor | None = None
+        self.variable_sizes = sizes
+        self.scalars_per_step = (
+            0
+            if method.name == "sgd"
+            else method.workers * sum(part.d for part in parts)
+        )
+
+    def variable_cosines(self, update: torch.Tensor, g: torch.Tensor) -> list[float]:
+        return [
+            cosine(u, v)
+            for u, v in zip(
+                update.split(self.variable_sizes), g.split(self.variable_sizes)
+            )
+        ]
 
     def _gradient(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
         self.model.zero_grad(set_to_none=True)
@@ -139,10 +167,12 @@ class Trainer:
         g = torch.cat([p.grad.flatten() for p in self.params])
         return g, out.detach()
 
-    def step(self, batches: Iterator) -> dict:
-        """One update; returns its train loss, accuracy and (RBD, FPD) cosine."""
+    def step(self, batches: Iterator, verify_copies: bool = False) -> dict:
+        """One update; returns its train loss, accuracy and (RBD, FPD) cosines."""
         if self.method.name == "nes":
             return self._nes(batches)
+        if self.method.workers > 1:
+            return self._workers_step(batches, verify_copies)
         x, y = next(batches)
         self.images += len(y)
         stale = self._stale if self.method.fpd_stale_coordinates else None
@@ -163,8 +193,40 @@ class Trainer:
             else:
                 update, _ = self.bases.step(g, self.updates)
             row["cosine"] = cosine(update, g)
+            row["variable_cosines"] = self.variable_cosines(update, g)
             self._stale = update  # Phi c*_t, what the original's forward adds next
         _add(self.params, update, -self.method.lr)
+        self.updates += 1
+        return row
+
+    def _workers_step(self, batches: Iterator, verify_copies: bool) -> dict:
+        gradients, losses, correct, seen = [], [], 0, 0
+        for _ in range(self.method.workers):
+            x, y = next(batches)
+            g, out = self._gradient(x, y)
+            gradients.append(g)
+            losses.append(float(F.cross_entropy(out, y)))
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+        self.images += seen
+        total, _ = self.bases.workers_step(gradients, self.updates)
+        mean_g = sum(gradients) / len(gradients)
+        row = {
+            "loss": sum(losses) / len(losses),
+            "acc": correct / seen,
+            "cosine": cosine(total, mean_g),
+            "variable_cosines": self.variable_cosines(total, mean_g),
+        }
+        if verify_copies:
+            shared = [
+                self.bases.coordinates(g, self.updates, w)
+                for w, g in enumerate(gradients)
+            ]
+            rebuilt = sum(
+                self.bases.step_vector(c, self.updates, w) for w, c in enumerate(shared)
+            )
+            row["copies_identical"] = bool(torch.equal(rebuilt, total))
+        _add(self.params, total, -self.method.lr)
         self.updates += 1
         return row
 
@@ -179,16 +241,20 @@ class Trainer:
     def _nes(self, batches: Iterator) -> dict:
         m = self.method
         key = DirectionKey(self.seed, self.updates)
-        losses = torch.empty(m.d)
+        losses = torch.empty(m.d, device=self.params[0].device)
         for i in range(m.d):
-            eps = draw(key, i, 1, self.size, generator=m.generator)[0]
+            eps = draw(
+                key, i, 1, self.size, self.params[0].device, generator=m.generator
+            )[0]
             _add(self.params, eps, m.nes_sigma)
             x, y = next(batches)
             losses[i] = F.cross_entropy(self.model(x), y)
             _add(self.params, eps, -m.nes_sigma)
             self.images += len(y)
-        ranks = torch.empty(m.d)
-        ranks[losses.argsort(descending=True)] = torch.arange(m.d, dtype=torch.float32)
+        ranks = torch.empty(m.d, device=losses.device)
+        ranks[losses.argsort(descending=True)] = torch.arange(
+            m.d, dtype=torch.float32, device=losses.device
+        )
         utility = ranks / (m.d - 1) - 0.5
         step = expand(
             utility,
@@ -231,13 +297,17 @@ def train_method(
     """Train for ``epochs`` x ``steps_per_epoch`` updates (NES: one update per step, each
     consuming d batches), evaluating on ``validation`` after every epoch. Returns the
     per-epoch history (train loss, validation loss and accuracy, cosine mean/min/max
-    for RBD and FPD), the updates made and the images seen. A non-finite loss stops the
-    run (status ``diverged``)."""
+    and per-variable means for RBD and FPD; with workers, whether the step rebuilt from
+    the coordinates matched), the updates made, the images seen and the scalars a step
+    communicates. A non-finite loss stops the run (status ``diverged``)."""
     trainer = Trainer(model, method, seed)
     history = [{"epoch": 0, **_prefixed(evaluate_accuracy(model, *validation))}]
     status = "completed"
     for epoch in range(1, epochs + 1):
-        rows = [trainer.step(batches) for _ in range(steps_per_epoch)]
+        rows = [
+            trainer.step(batches, verify_copies=i == steps_per_epoch - 1)
+            for i in range(steps_per_epoch)
+        ]
         losses = torch.tensor([r["loss"] for r in rows])
         entry = {"epoch": epoch, "train_loss": float(losses.mean())}
         if "cosine" in rows[0]:
@@ -246,7 +316,14 @@ def train_method(
                 cosine_mean=float(cos.mean()),
                 cosine_min=float(cos.min()),
                 cosine_max=float(cos.max()),
+                variable_cosine_mean=torch.tensor(
+                    [r["variable_cosines"] for r in rows], dtype=torch.float64
+                )
+                .mean(0)
+                .tolist(),
             )
+        if "copies_identical" in rows[-1]:
+            entry["copies_identical"] = rows[-1]["copies_identical"]
         entry.update(_prefixed(evaluate_accuracy(model, *validation)))
         history.append(entry)
         if log is not None:
@@ -262,6 +339,11 @@ def train_method(
         "updates": trainer.updates,
         "images": trainer.images,
         "parameters": trainer.size,
+        "variable_sizes": trainer.variable_sizes,
+        "compartment_parts": [
+            {"size": part.size, "d": part.d} for part in trainer.bases.parts
+        ],
+        "scalars_per_step": trainer.scalars_per_step,
     }
 
 
