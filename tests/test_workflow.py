@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ from workflow_utils import (
 
 pytestmark = pytest.mark.slow
 TINY = ("--configfile=config/tiny.yaml",)
+# the report category of each paper's figures and tables in the rules files
+CATEGORIES = {
+    "teleport": "Neural teleportation",
+    "rbd": "Random bases descent",
+    "credit": "Credit assignment",
+    "relu": "Two-layer ReLU inconsistency",
+    "structured": "Structured last layers",
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,44 @@ def test_report_and_archive(tiny_run):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("OK:")
+
+
+def test_report_reads_well_in_a_browser(tiny_run, tmp_path):
+    from browser import chromium, probe
+
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium, and not root to install it with apt-get")
+    run = tiny_run / "results" / "tiny"
+    seen = probe(run / "report" / "report.html", browser, tmp_path)
+    figures = [t for t in load_registry().built if t.kind == "figure"]
+    assert seen["images"] == len(figures) and seen["broken"] == []
+    claims_files = [
+        run / t.paper / f"{t.name}.claims.json" for t in load_registry().built
+    ]
+    with_claims = [p for p in claims_files if json.loads(p.read_text())]
+    assert seen["claims_tables"] == len(with_claims) > 0
+    assert sum(seen["verdicts"].values()) > 0
+    text = seen["text"]
+    for raw in ("**", "``", ":math:", ".. ", "{{"):
+        assert raw not in text, raw
+    assert "The run" in text and "config sha256" in text
+
+
+def test_snakemakes_own_report_has_a_category_per_paper(tiny_run, tmp_path):
+    out = tmp_path / "snakemake_report.zip"
+    snakemake(tiny_run, *TINY, "--report", str(out), "all")
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        page = z.read(next(n for n in names if n.endswith("report.html"))).decode()
+    registry = load_registry()
+    for paper in {t.paper for t in registry.built}:
+        assert f'"{CATEGORIES[paper]}"' in page, CATEGORIES[paper]
+    for target in registry.built:
+        kind = "png" if target.kind == "figure" else "html"
+        assert any(n.endswith(f"/{target.name}.{kind}") for n in names), target.name
+    # captions rendered by Snakemake from the same sources: no Jinja left over
+    assert "snakemake.config[" not in page and "<strong>rbd_table1</strong>" in page
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

@@ -130,8 +130,11 @@ def _reproduced_cell(name: str, reproduced: dict) -> str:
     if not claims:
         return "not run yet"
     values = list(dict.fromkeys(c["reproduced"] for c in claims))
-    held = sum(bool(c["holds"]) for c in claims)
-    return f"quick: {'; '.join(values)} ({held} of {len(claims)} claims hold)"
+    held = sum(c["holds"] is True for c in claims)
+    tested = sum(c["holds"] is not None for c in claims)
+    untested = len(claims) - tested
+    na = f", {untested} not applicable at quick scale" if untested else ""
+    return f"quick: {'; '.join(values)} ({held} of {tested} claims hold{na})"
 
 
 def readme_table(registry: Registry, reproduced: dict | None = None) -> str:
