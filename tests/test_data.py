@@ -493,6 +493,18 @@ def test_download_offline_gives_a_clear_error_and_check_stays_offline(
     ) as caught:
         data.torchvision_dataset(name, tmp_path / "resources", download=True)
     assert str(tmp_path / "resources") in str(caught.value)
+    # the failed download leaves no empty data root behind
+    assert not (tmp_path / "resources").exists()
+
+
+def test_failed_download_keeps_what_was_there_before(tmp_path, monkeypatch):
+    block_network(monkeypatch)
+    root = tmp_path / "data"
+    (root / "other").mkdir(parents=True)
+    (root / "other" / "keep.txt").write_text("user data")
+    with pytest.raises(data.DatasetNotFoundError, match="could not be downloaded"):
+        data.torchvision_dataset("cifar10", root, download=True)
+    assert sorted(p.name for p in root.rglob("*")) == ["keep.txt", "other"]
 
 
 def test_download_true_uses_files_already_present_without_network(

@@ -236,6 +236,25 @@ def _without_md5(cls):
     )
 
 
+def _paths_under(root: Path) -> set[Path] | None:
+    """Every path under ``root`` now (None: ``root`` does not exist yet)."""
+    if not root.exists():
+        return None
+    return {root, *root.rglob("*")}
+
+
+def _remove_created(root: Path, existed: set[Path] | None) -> None:
+    """Remove what appeared under ``root`` since ``existed`` was taken (``root`` too
+    if it did not exist), deepest first."""
+    before = existed or set()
+    created = [p for p in _paths_under(root) or () if p not in before]
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def torchvision_dataset(
     name: str,
     root: str | os.PathLike,
@@ -259,6 +278,7 @@ def torchvision_dataset(
     root = Path(root).expanduser().absolute()
     transform = resolve_transform(transform)
     check_dataset_available(name, root, download)
+    existed = _paths_under(root) if download else None
     if info.layout == "idx":
         _decompress_idx_files(name, root, download)
     dataset_class = info.dataset_class
@@ -271,6 +291,8 @@ def torchvision_dataset(
     except Exception as error:  # torchvision reports missing files, bad md5s and failed downloads with assorted types
         missing = missing_files(name, root)
         if missing and download:
+            # a failed download leaves nothing behind that was not there before
+            _remove_created(root, existed)
             folder = dataset_folder(name, root)
             shown = ", ".join(str(path.relative_to(folder)) for path in missing)
             raise DatasetNotFoundError(
