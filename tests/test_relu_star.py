@@ -274,3 +274,19 @@ def test_initial_weights_follow_he_init():
     assert state["w2"].var().item() == pytest.approx(2.0 / 64, rel=0.08)
     assert (state["b1"] == 0).all() and (state["b2"] == 0).all()
     assert math.isnan(state["loss"][0].item())
+
+
+def test_heartbeat_reports_progress_inside_a_stage_without_changing_results():
+    import copy
+
+    from weightspace.relu import star as star_module
+
+    config = star_module.StarConfig(width=8, n_nets=2, rays=3, delta=0.1)
+    seen = []
+    a = star_module.init_star_state(config, seed=1)
+    b = copy.deepcopy(a)
+    epochs = 2 * star_module.HEARTBEAT_EPOCHS + 5
+    star_module.train_star(a, epochs, stage_epochs=epochs, heartbeat=seen.append)
+    star_module.train_star(b, epochs, stage_epochs=epochs)
+    assert seen == [star_module.HEARTBEAT_EPOCHS, 2 * star_module.HEARTBEAT_EPOCHS]
+    assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))

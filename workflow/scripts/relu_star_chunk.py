@@ -2,6 +2,8 @@
 the first epoch of a kink crossing and of an MSE below the per-ray linear threshold per net.
 The state is checkpointed after every stage beside the output, so a killed job resumes there."""
 
+import time
+
 from weightspace.data.seeds import derive_seed
 from weightspace.pipeline.job import script_job
 from weightspace.provenance.atomic import atomic_write_json
@@ -44,8 +46,30 @@ with script_job(sm) as job:
         if info["epoch"] < cfg["epochs"]:
             checkpoint.save(star.move_state(state, "cpu"))
 
+    started, start_epoch, last_line = time.monotonic(), int(state["epoch"]), [0.0]
+
+    def heartbeat(epoch):  # a line a minute between stages, with an ETA
+        now = time.monotonic()
+        if now - last_line[0] < 60 or epoch <= start_epoch:
+            return
+        last_line[0] = now
+        rate = (epoch - start_epoch) / (now - started)
+        eta = (cfg["epochs"] - epoch) / rate
+        job.log.info(
+            "epoch %d/%d (%.1f%%), %.0f epochs/s, eta %.0f min",
+            epoch,
+            cfg["epochs"],
+            100 * epoch / cfg["epochs"],
+            rate,
+            eta / 60,
+        )
+
     star.train_star(
-        state, cfg["epochs"], stage_epochs=cfg["stage_epochs"], progress=stage_done
+        state,
+        cfg["epochs"],
+        stage_epochs=cfg["stage_epochs"],
+        progress=stage_done,
+        heartbeat=heartbeat,
     )
     result = star.star_result(state)
     out = result_to_dict(result) | {

@@ -27,6 +27,7 @@ compared bit for bit with the step applied (``copies_identical``).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -303,6 +304,7 @@ def train_method(
     trainer = Trainer(model, method, seed)
     history = [{"epoch": 0, **_prefixed(evaluate_accuracy(model, *validation))}]
     status = "completed"
+    started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         rows = [
             trainer.step(batches, verify_copies=i == steps_per_epoch - 1)
@@ -327,7 +329,12 @@ def train_method(
         entry.update(_prefixed(evaluate_accuracy(model, *validation)))
         history.append(entry)
         if log is not None:
-            log(f"{method.name} epoch {epoch}/{epochs}: {entry}")
+            elapsed = time.perf_counter() - started
+            eta = elapsed / epoch * (epochs - epoch)
+            log(
+                f"{method.name} epoch {epoch}/{epochs} ({elapsed:.0f}s, eta "
+                f"{eta:.0f}s): {entry}"
+            )
         if not math.isfinite(entry["train_loss"]) or not math.isfinite(
             entry["val_loss"]
         ):

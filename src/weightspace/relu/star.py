@@ -249,13 +249,16 @@ def train_star(
     *,
     stage_epochs: int | None = None,
     progress: Callable[[dict], None] | None = None,
+    heartbeat: Callable[[int], None] | None = None,
 ) -> dict:
     """Train every net in ``state`` (in place) until ``until_epoch`` updates have been made.
 
     Events are recorded before each update and once more at the end, so they cover epochs
     0 … until_epoch. With ``stage_epochs`` the work is cut into stages; after each stage
     ``progress(info)`` is called with the epoch and summary numbers (the state is consistent
-    then, so the callback may save it). Returns the same dict.
+    then, so the callback may save it). ``heartbeat(epoch)`` is called every
+    ``HEARTBEAT_EPOCHS`` epochs inside a stage, for progress lines between stages (it must
+    not touch the state). Returns the same dict.
     """
     start = int(state["epoch"])
     if until_epoch < start:
@@ -276,6 +279,8 @@ def train_star(
             _record(state, e, loss, active)
             for param, grad, neg in zip(net.parameters(), grads, neg_steps):
                 param.addcmul_(neg, grad)
+            if heartbeat is not None and (e + 1) % HEARTBEAT_EPOCHS == 0:
+                heartbeat(e + 1)
         epoch = stop
         state["epoch"].fill_(epoch)
         # The evaluation at the stage end is repeated at the next stage's start; recording is
@@ -286,6 +291,9 @@ def train_star(
             progress(stage_summary(state))
         if epoch >= until_epoch:
             return state
+
+
+HEARTBEAT_EPOCHS = 1000
 
 
 def stage_summary(state: Mapping) -> dict:

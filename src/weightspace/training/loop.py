@@ -274,6 +274,16 @@ def _params_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
+def _duration(seconds: float) -> str:
+    """12s, 4m05s or 2h03m: an ETA for a log line."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -390,6 +400,7 @@ def train(
         history.append(initial)
         emit(f"epoch 0/{epochs} {_format_metrics(initial)}")
 
+    epoch_seconds: list[float] = []  # this process's epochs, for the ETA in the log
     for epoch in range(start_epoch + 1, epochs + 1):
         epoch_started = time.perf_counter()
         model.train()
@@ -494,8 +505,11 @@ def train(
                 },
                 checkpoint_path,
             )
+        epoch_seconds.append(metrics["seconds"])
+        eta = sum(epoch_seconds) / len(epoch_seconds) * (epochs - epoch)
         emit(
-            f"epoch {epoch}/{epochs} {_format_metrics(metrics)} ({metrics['seconds']:.1f}s)"
+            f"epoch {epoch}/{epochs} {_format_metrics(metrics)} "
+            f"({metrics['seconds']:.1f}s, eta {_duration(eta)})"
         )
 
     return result(COMPLETED)
