@@ -782,3 +782,17 @@ def test_pretrained_names_are_validated():
         data.check_pretrained_available("resnet18", "IMAGENET1K_V9")
     with pytest.raises(ValueError, match="not weights of resnet18"):
         data.check_pretrained_available("resnet18", "ResNet50_Weights.IMAGENET1K_V1")
+
+
+def test_job_inputs_say_once_which_data_the_run_needs(tmp_path, capsys):
+    from weightspace.data.jobs import torchvision_job_inputs
+
+    make_idx_root(tmp_path, "MNIST")
+    config = {"data": {"root": str(tmp_path), "download": False}}
+    assert torchvision_job_inputs(config, "mnist") == []
+    torchvision_job_inputs(config, "mnist")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"data needed: mnist in {tmp_path / 'MNIST' / 'raw'} (present)"]
+    config = {"data": {"root": str(tmp_path / "empty"), "download": True}}
+    torchvision_job_inputs(config, "cifar10")
+    assert "the job downloads it" in capsys.readouterr().err
