@@ -1,4 +1,5 @@
 # The HTML report, and the verifiable reproducibility archive of the run.
+from weightspace.archive import snakemake_invocation
 
 REPORT = f"{RUN}/report/report.html"
 ARCHIVE = f"{RUN}/archive/{config['run_name']}.tar.gz"
@@ -53,5 +54,9 @@ rule archive:
         run_dir=run_dir_of,
         snapshot=CODE_SNAPSHOT,
         repo=REPO,
+        # targets, config files and --config, so that `archive rerun` repeats the run
+        invocation=lambda wildcards: canonical_json(
+            snakemake_invocation(workflow, REPO, [f"{CONFIG_DIR}/quick.yaml"])
+        ),
     script:
         "../workflow/scripts/archive.py"

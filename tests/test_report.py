@@ -25,7 +25,7 @@ a line break in the source.
 def test_caption_is_rendered_not_shown_as_markup():
     out = caption_html(CAPTION, {"scale": "quick", "run_name": "r1"})
     assert "<strong>demo_fig</strong>" in out
-    assert "quick scale" in out and "<span class=\"docutils literal\">r1</span>" in out
+    assert "quick scale" in out and '<span class="docutils literal">r1</span>' in out
     assert "<math" in out and "msqrt" in out  # math as MathML
     for raw in ("**", "``", ":math:", "{{"):
         assert raw not in out
