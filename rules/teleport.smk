@@ -1,6 +1,7 @@
 # Neural Teleportation (Armenta et al.): the paper's paths and job lists, compute rules,
 # then plot rules. How the training matrix is cut into jobs and what each job reads of the
 # config are in weightspace.teleport.jobs, the semantic checks in weightspace.teleport.config.
+import re
 
 from weightspace.teleport.jobs import (
     TRAINING_FIGURES as TELEPORT_TRAINING_FIGURES,
@@ -9,8 +10,8 @@ from weightspace.teleport.jobs import (
     flatness_job_config as teleport_flatness_job_config,
     flatness_train_job_config as teleport_flatness_train_job_config,
     gradients_job_config as teleport_gradients_job_config,
+    gradients_jobs as teleport_gradients_jobs,
     micro_job_config as teleport_micro_job_config,
-    model_id as teleport_model_id,
     training_job_config as teleport_training_job_config,
 )
 
@@ -22,11 +23,11 @@ TELEPORT_DATA = {
     "cifar10": f"{RUN}/data/torchvision_cifar10.record.json",
     "cifar100": f"{RUN}/data/torchvision_cifar100.record.json",
 }
-TELEPORT_GRADIENT_MODELS = [
-    teleport_model_id(s) for s in TELEPORT["fig7_gradients"]["models"]
-]
+# Fig. 7 jobs, each named by the ids of the architectures it computes
+TELEPORT_GRADIENT_JOBS = teleport_gradients_jobs(config)
+# one file per training job: a chunk of a cell's runs, named by the arms it holds
 TELEPORT_RUNS = (
-    f"{TELEPORT_DIR}/runs/{{dataset}}/{{model}}/{{init}}/{{arm}}/chunk{{chunk}}.json"
+    f"{TELEPORT_DIR}/runs/{{dataset}}/{{model}}/{{init}}/chunk{{chunk}}_{{arms}}.json"
 )
 
 
@@ -160,19 +161,19 @@ rule teleport_plot_flatness:
         "../workflow/scripts/teleport_plot_flatness.py"
 
 
-# --- teleport_fig7_gradients: one job per architecture -------------------------------
+# --- teleport_fig7_gradients: models_per_job architectures per job -------------------
 rule teleport_gradients:
     input:
         data=TELEPORT_DATA[TELEPORT["fig7_gradients"]["dataset"]],
     output:
-        csv=f"{TELEPORT_DIR}/gradients/{{model}}.csv",
-        record=f"{TELEPORT_DIR}/gradients/{{model}}.record.json",
+        csv=f"{TELEPORT_DIR}/gradients/{{models}}.csv",
+        record=f"{TELEPORT_DIR}/gradients/{{models}}.record.json",
     log:
-        logfile("teleport_gradients", "{model}"),
+        logfile("teleport_gradients", "{models}"),
     benchmark:
-        benchfile("teleport_gradients", "{model}")
+        benchfile("teleport_gradients", "{models}")
     wildcard_constraints:
-        model="|".join(TELEPORT_GRADIENT_MODELS),
+        models="|".join(re.escape(j) for j in TELEPORT_GRADIENT_JOBS),
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -180,7 +181,7 @@ rule teleport_gradients:
         **gpu_resources(JOB_GPUS, runtime=120, mem_mb=16000),
     params:
         config=lambda wc: canonical_json(
-            teleport_gradients_job_config(config, wc.model)
+            teleport_gradients_job_config(config, wc.models)
         ),
     script:
         "../workflow/scripts/teleport_gradients.py"
@@ -189,7 +190,7 @@ rule teleport_gradients:
 rule teleport_plot_gradients:
     input:
         expand(
-            f"{TELEPORT_DIR}/gradients/{{model}}.csv", model=TELEPORT_GRADIENT_MODELS
+            f"{TELEPORT_DIR}/gradients/{{models}}.csv", models=TELEPORT_GRADIENT_JOBS
         ),
     output:
         pdf=f"{TELEPORT_DIR}/teleport_fig7_gradients.pdf",
@@ -273,14 +274,14 @@ rule teleport_train:
         result=TELEPORT_RUNS,
         record=TELEPORT_RUNS.replace(".json", ".record.json"),
     log:
-        logfile("teleport_train", "{dataset}_{model}_{init}_{arm}_chunk{chunk}"),
+        logfile("teleport_train", "{dataset}_{model}_{init}_chunk{chunk}_{arms}"),
     benchmark:
-        benchfile("teleport_train", "{dataset}_{model}_{init}_{arm}_chunk{chunk}")
+        benchfile("teleport_train", "{dataset}_{model}_{init}_chunk{chunk}_{arms}")
     wildcard_constraints:
         dataset="|".join(TELEPORT_DATA),
         model=r"[a-z0-9_]+(-[a-z0-9_]+)?",
         init=r"[a-z0-9_]+",
-        arm=r"[a-z_]+",
+        arms=r"[a-z_]+(\+[a-z_]+)*",
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -289,7 +290,7 @@ rule teleport_train:
     params:
         config=lambda wc: canonical_json(
             teleport_training_job_config(
-                config, wc.dataset, wc.model, wc.init, wc.arm, int(wc.chunk)
+                config, wc.dataset, wc.model, wc.init, int(wc.chunk), wc.arms
             )
         ),
         checkpoint=lambda wc, output: output.result.replace(".json", ".state.pt"),
@@ -300,8 +301,8 @@ rule teleport_train:
 rule teleport_plot_training:
     input:
         lambda wc: [
-            TELEPORT_RUNS.format(dataset=d, model=m, init=i, arm=a, chunk=c)
-            for d, m, i, a, c in teleport_figure_training_jobs(config, wc.figure)
+            TELEPORT_RUNS.format(dataset=d, model=m, init=i, chunk=c, arms=a)
+            for d, m, i, c, a in teleport_figure_training_jobs(config, wc.figure)
         ],
     output:
         pdf=f"{TELEPORT_DIR}/teleport_{{figure}}.pdf",

@@ -1,5 +1,5 @@
-"""The teleportation workflow: the paper-scale plan with its full job count, and a
-paper-scale smoke run (the paper config's loaders, models and job layout, cut by
+"""The teleportation workflow: the quick and paper-scale plans with their job counts,
+and a paper-scale smoke run (the paper config's loaders, models and job layout, cut by
 config/paper_smoke.yaml) on synthetic CIFAR-10 files in the standard on-disk layout."""
 
 import json
@@ -24,6 +24,18 @@ def test_paper_plan_has_the_full_job_count(tmp_path):
     for rule in ("teleport_micro", "teleport_flatness", "teleport_histograms"):
         assert jobs[rule] == 1
     assert jobs["prepare_torchvision_dataset"] == 2  # CIFAR-10 and CIFAR-100
+
+
+def test_quick_plan_has_one_training_job_per_cell(tmp_path):
+    work = copy_workflow(tmp_path / "repo")
+    jobs = planned_jobs(snakemake(work, "-n", "teleport", timeout=900))
+    # a job per (data set, model, initialiser) holds the runs of all its arms: the ReLU
+    # MLP with default init (the five arms of Figs 6 and 10), three activations (Fig. 8)
+    # and two initialisers (Fig. 9); the four Fig. 7 architectures share one job
+    assert jobs["teleport_train"] == 6
+    assert jobs["teleport_gradients"] == 1
+    assert jobs["teleport_flatness_train"] == 2
+    assert jobs["teleport_plot_training"] == 4
 
 
 @pytest.mark.slow
@@ -53,6 +65,7 @@ def test_paper_smoke_run_on_synthetic_cifar(tmp_path):
     for chunk in chunks:
         (result,) = json.loads(chunk.read_text())["runs"]
         assert result["status"] == "completed" and result["history"][-1]["epoch"] == 1
+        assert chunk.name.endswith(f"_{result['arm']}.json")  # the path names the arm
     models = {json.loads(c.read_text())["runs"][0]["model"] for c in chunks}
     assert models == {"resnet18_cifar", "vgg16_bn", "densenet121", "mlp_5x500-tanh"}
     assert not list(run.rglob("*.state*")), "checkpoints are removed after success"

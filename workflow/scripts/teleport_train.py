@@ -1,5 +1,6 @@
-"""Train one job's runs of the teleportation matrix (Figs 6, 8, 9, 10); a killed job
-resumes after its last finished run, and inside a run after its last finished epoch."""
+"""Train one job's runs of the teleportation matrix (Figs 6, 8, 9, 10): a chunk of one
+cell's runs, of one or several arms; a killed job resumes after its last finished run,
+and inside a run after its last finished epoch."""
 
 from weightspace.data.seeds import derive_seed
 from weightspace.pipeline.job import script_job
@@ -20,5 +21,6 @@ with script_job(sm) as job:
     runs = train_job(parts, cfg, job.checkpoint(), device=job.device, log=job.log)
     atomic_write_json(sm.output.result, {"runs": runs})
     diverged = sum(r["status"] == "diverged" for r in runs)
-    job.record.metrics.update(runs=len(runs), diverged=diverged)
+    arms = list(dict.fromkeys(r["arm"] for r in runs))
+    job.record.metrics.update(runs=len(runs), arms=arms, diverged=diverged)
     job.log.info("%d runs, %d diverged", len(runs), diverged)

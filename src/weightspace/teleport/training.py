@@ -172,7 +172,8 @@ def train_job(
     device: str = "cpu",
     log: logging.Logger | None = None,
 ) -> list[dict]:
-    """Every run of one training job (``teleport.jobs.training_job_config``), in order.
+    """Every run of one training job (``teleport.jobs.training_job_config``), in order;
+    the runs of one job may belong to several arms of its cell.
 
     ``checkpoint`` (``load()``, ``save(payload)``, ``path``) holds the finished runs, so a
     killed job resumes after its last finished run; with ``protocol.checkpoint`` the run
@@ -201,14 +202,14 @@ def train_job(
                 len(job["runs"]),
                 optimizer["name"],
                 run["seed"],
-                job["arm"],
+                run["arm"],
             )
         result = train_run(
             parts,
             job["dataset"],
             job["model"],
             init,
-            job["arm"],
+            run["arm"],
             optimizer,
             protocol,
             seed,
