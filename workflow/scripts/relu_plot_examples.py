@@ -131,5 +131,5 @@ with script_job(sm) as job:
     with atomic_path(sm.output.csv) as tmp:
         pd.DataFrame(plot_rows(doc)).to_csv(tmp, index=False, float_format="%.8g")
     result = claims(doc)
-    job.record.metrics["claims_hold"] = sum(c["holds"] for c in result)
+    job.record.metrics["claims_hold"] = sum(c["holds"] is True for c in result)
     atomic_write_json(sm.output.claims, result)

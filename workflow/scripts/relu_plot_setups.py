@@ -86,5 +86,5 @@ with script_job(sm) as job:
     with atomic_path(sm.output.csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     claims = summary.figure_claims(frame)
-    job.record.metrics["claims_hold"] = sum(c["holds"] for c in claims)
+    job.record.metrics["claims_hold"] = sum(c["holds"] is True for c in claims)
     atomic_write_json(sm.output.claims, claims)

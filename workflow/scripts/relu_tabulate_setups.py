@@ -35,6 +35,6 @@ with script_job(sm) as job:
     atomic_write_text(sm.output.tex, summary.table_latex(rows, dists))
     claims = summary.table_claims(rows, dists)
     job.record.metrics.update(
-        rows=len(rows), claims_hold=sum(c["holds"] for c in claims)
+        rows=len(rows), claims_hold=sum(c["holds"] is True for c in claims)
     )
     atomic_write_json(sm.output.claims, claims)

@@ -8,7 +8,13 @@ layers with separate backward weights and the learning rules that align them.
 - `optim`: optimisers, learning-rate schedule, forward-kernel L2, noisy updates (§5, §6);
 - `metrics`: weight, projection, gradient and true-gradient angles, norms (§2, §11);
 - `models`: the ResNets v1 / v2 and the quick MLP and ResNet-v1-tiny (§7);
-- `training`: one optimisation step under a rule.
+- `training`: one optimisation step under a rule;
+- `runs`: one training run of the targets (protocol, evaluation, noisy updates,
+  checkpoint state through a callback);
+- `datasets`: the quick MNIST subset and ImageNet behind one batch interface;
+- `presets`: the rule variants of the targets, labels and what the paper publishes;
+- `jobs`, `config`: how the targets are cut into jobs and the config checks (no torch);
+- `summaries`: the targets' tables and claims (no torch).
 
 Attributes load their module on first use, so importing the package imports no torch.
 """
