@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.grad import conv2d_input, conv2d_weight
 
 FEEDBACK_MODES = ("backprop", "feedback", "kolen_pollack", "sign_symmetry")
 BACKWARD_INITS = ("paper", "lecun_normal", "glorot_uniform", "match_forward", "copy")
@@ -97,17 +96,27 @@ class FeedbackConv2dFunction(torch.autograd.Function):
         x, backward_weight = _in_dtype_of(grad_output, *ctx.saved_tensors)
         stride, padding, dilation = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        want_w = need_w or (ctx.tie_grad and need_b)
         grad_x = grad_w = grad_b = None
-        if need_x:
-            grad_x = conv2d_input(
-                x.shape, backward_weight, grad_output, stride, padding, dilation
+        if need_x or want_w:
+            # One call for both, as plain autograd makes it (with B in W's place):
+            # the same kernels bit for bit, and cheaper than conv2d_input plus
+            # conv2d_weight, which repeat the call's set-up.
+            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+                grad_output,
+                x,
+                backward_weight,
+                None,
+                _pair(stride),
+                _pair(padding),
+                _pair(dilation),
+                False,
+                [0, 0],
+                1,
+                (need_x, want_w, False),
             )
-            assert grad_x.shape == x.shape
-        if need_w or (ctx.tie_grad and need_b):
-            grad_w = conv2d_weight(
-                x, backward_weight.shape, grad_output, stride, padding, dilation
-            )
-            assert grad_w.shape == backward_weight.shape
+            assert grad_x is None or grad_x.shape == x.shape
+            assert grad_w is None or grad_w.shape == backward_weight.shape
         if ctx.tie_grad and need_b:
             grad_b = grad_w
         return grad_x, (grad_w if need_w else None), grad_b, None, None, None, None
@@ -192,6 +201,11 @@ class FeedbackLinear(_FeedbackMixin, nn.Linear):
     ) -> torch.Tensor:
         """y K: the adjoint of ``project`` (the original's reconstruction)."""
         return y @ kernel
+
+    def kernel_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """yᵀx: the gradient of ⟨y, project(x, K)⟩ with respect to K."""
+        (x,) = _in_dtype_of(y, x)
+        return y.reshape(-1, self.out_features).t() @ x.reshape(-1, self.in_features)
 
     def add_bias(self, y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return y + bias
@@ -279,6 +293,24 @@ class FeedbackConv2d(_FeedbackMixin, nn.Conv2d):
         return F.conv_transpose2d(
             y, kernel, None, stride, padding, output_padding, 1, dilation
         )
+
+    def kernel_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The gradient of ⟨y, project(x, K)⟩ with respect to K (the filter gradient
+        of a conv with input x and output gradient y)."""
+        x, shape_only = _in_dtype_of(y, x, self.weight.detach())
+        return torch.ops.aten.convolution_backward(
+            y,
+            x,
+            shape_only,
+            None,
+            _pair(self.stride),
+            self._conv_padding,
+            _pair(self.dilation),
+            False,
+            [0, 0],
+            1,
+            (False, True, False),
+        )[1]
 
     def add_bias(self, y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return y + bias.view(1, -1, 1, 1)

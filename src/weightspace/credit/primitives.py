@@ -28,9 +28,37 @@ def _batch_mean_of_sum(values: torch.Tensor) -> torch.Tensor:
     return values.sum() / values.shape[0]
 
 
+class _SumOfSquares(torch.autograd.Function):
+    """Σt² whose backward is the single pass t·(2g). Autograd's ``t.square().sum()``
+    takes three passes over t (t¹, ·2, ·g), which over every kernel of a ResNet is a
+    noticeable part of a step; the value and the gradient are the same bits."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(t)
+        return t.square().sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (t,) = ctx.saved_tensors
+        return t * (2 * grad)
+
+
+def sum_of_squares(t: torch.Tensor) -> torch.Tensor:
+    """Σt² over all elements (``t.square().sum()``, with a cheaper backward)."""
+    if not t.requires_grad:
+        return t.square().sum()
+    return _SumOfSquares.apply(t)
+
+
+def _batch_mean_of_squares(values: torch.Tensor) -> torch.Tensor:
+    """``_batch_mean_of_sum(values.square())``, the same bits."""
+    return sum_of_squares(values) / values.shape[0]
+
+
 def decay(forward_kernel: torch.Tensor, backward_kernel: torch.Tensor) -> torch.Tensor:
     """ΣW² + ΣB²; gradient 2B̃ on B̃."""
-    return forward_kernel.square().sum() + backward_kernel.square().sum()
+    return sum_of_squares(forward_kernel) + sum_of_squares(backward_kernel)
 
 
 def self_alignment(
@@ -51,8 +79,8 @@ def sparse(
     forward_projection: torch.Tensor, backward_projection: torch.Tensor
 ) -> torch.Tensor:
     """mean_n ‖F_n‖² + mean_n ‖G_n‖²; gradient 2 Σ_x B̃."""
-    return _batch_mean_of_sum(forward_projection.square()) + _batch_mean_of_sum(
-        backward_projection.square()
+    return _batch_mean_of_squares(forward_projection) + _batch_mean_of_squares(
+        backward_projection
     )
 
 
@@ -63,7 +91,7 @@ def null(
     """mean_n ‖(F B)_n‖² + mean_n ‖(G Wᵀ)_n‖²; a term given as None counts as zero
     (information alignment uses one of the two)."""
     terms = [
-        _batch_mean_of_sum(r.square())
+        _batch_mean_of_squares(r)
         for r in (forward_reconstruction, backward_reconstruction)
         if r is not None
     ]
@@ -222,22 +250,34 @@ class LayerSignals:
         return None if name is None else _ACTIVATIONS[name]
 
     @cached_property
-    def _activated_projections(self) -> tuple[torch.Tensor, torch.Tensor]:
-        o = self.options
+    def _backward_input(self) -> torch.Tensor:
+        """G's input: the layer input, batch-centred if the options say so."""
         x = self.inputs
-        backward_x = _batch_center(x) if o.batch_center_backward_input else x
-        forward = self.layer.project(x, self.forward_kernel)
-        backward = self.layer.project(backward_x, self.backward_kernel)
+        return _batch_center(x) if self.options.batch_center_backward_input else x
+
+    # F and G are formed separately, so that a rule that needs amp(F, G) but not G
+    # itself (see ``projection_amp``) does not pay for G.
+    @cached_property
+    def _activated_forward(self) -> torch.Tensor:
+        o = self.options
+        forward = self.layer.project(self.inputs, self.forward_kernel)
         if self.bias is not None and o.use_bias_forward:
             forward = self.layer.add_bias(forward, self.bias)
-        if self.bias is not None and o.use_bias_backward:
-            backward = self.layer.add_bias(backward, self.bias)
         activation = self._activation()
         if activation is not None and o.activation_forward:
             forward = activation(forward)
+        return forward
+
+    @cached_property
+    def _activated_backward(self) -> torch.Tensor:
+        o = self.options
+        backward = self.layer.project(self._backward_input, self.backward_kernel)
+        if self.bias is not None and o.use_bias_backward:
+            backward = self.layer.add_bias(backward, self.bias)
+        activation = self._activation()
         if activation is not None and o.activation_backward:
             backward = activation(backward)
-        return forward, backward
+        return backward
 
     def _standardize(self, x: torch.Tensor, side: str) -> torch.Tensor:
         o = self.options
@@ -252,18 +292,18 @@ class LayerSignals:
     @cached_property
     def forward_projection(self) -> torch.Tensor:
         """F = x·W (+ bias, activation, standardisation as the options say)."""
-        return self._standardize(self._activated_projections[0], "forward")
+        return self._standardize(self._activated_forward, "forward")
 
     @cached_property
     def backward_projection(self) -> torch.Tensor:
         """G = x·B̃ (+ bias, activation, standardisation as the options say)."""
-        return self._standardize(self._activated_projections[1], "backward")
+        return self._standardize(self._activated_backward, "backward")
 
     @cached_property
     def forward_reconstruction(self) -> torch.Tensor:
         """F·B: the forward projection sent back through B."""
         raw = self.layer.transpose_project(
-            self._activated_projections[0], self.backward_kernel, self.inputs.shape
+            self._activated_forward, self.backward_kernel, self.inputs.shape
         )
         return self._standardize(raw, "forward")
 
@@ -271,6 +311,58 @@ class LayerSignals:
     def backward_reconstruction(self) -> torch.Tensor:
         """G·Wᵀ: the backward projection sent back through W."""
         raw = self.layer.transpose_project(
-            self._activated_projections[1], self.forward_kernel, self.inputs.shape
+            self._activated_backward, self.forward_kernel, self.inputs.shape
         )
         return self._standardize(raw, "backward")
+
+    def _forward_standardized(self) -> bool:
+        o = self.options
+        return (
+            o.center_forward_output
+            or o.normalize_forward_output
+            or o.batch_center_forward_output
+        )
+
+    def _backward_is_projection(self) -> bool:
+        """Whether G is x_b·B̃ (+ bias) as it stands (no activation, no
+        standardisation) and F takes no gradient, so that ⟨F, G⟩ is affine in B̃."""
+        o = self.options
+        transformed = (
+            (o.activation_backward and self._activation() is not None)
+            or o.center_backward_output
+            or o.normalize_backward_output
+        )
+        return not (o.update_forward or transformed)
+
+    def projection_amp(self) -> torch.Tensor:
+        """amp(F, G), formed the cheapest way given what is computed already.
+
+        Where G is x_b·B̃ (+ bias), ⟨F, x_b·B̃⟩ is linear in B̃ and two forms spare G's
+        forward pass and its kernel gradient:
+
+        - with the forward reconstruction R = F·B̃ already formed (information
+          alignment), by adjointness ⟨F, x_b·B̃⟩ = ⟨R, x_b⟩: the gradient reaches B̃
+          through R's, together with the null term's (one kernel gradient for both);
+        - otherwise ⟨F, x_b·B̃⟩ = ⟨K, B̃⟩ with K the layer's kernel gradient for
+          input x_b and output gradient F (one kernel gradient, gradient −K/n).
+
+        Both equal amp(F, G) up to float rounding. When G is formed already (a rule
+        that reads it, e.g. through ``sparse``) or transformed, amp(F, G) itself.
+        """
+        if "_activated_backward" in self.__dict__ or not self._backward_is_projection():
+            return amp(self.forward_projection, self.backward_projection)
+        forward = self.forward_projection
+        backward_input = self._backward_input
+        if "forward_reconstruction" in self.__dict__ and not (
+            self._forward_standardized()
+        ):
+            inner = (self.forward_reconstruction * backward_input).sum()
+        else:
+            with torch.no_grad():
+                kernel = self.layer.kernel_gradient(backward_input, forward)
+            inner = (kernel * self.backward_kernel).sum()
+        if self.bias is not None and self.options.use_bias_backward:
+            # ⟨F, b⟩ of G's bias: one example's bias map against all of F
+            bias_map = self.layer.add_bias(torch.zeros_like(forward[:1]), self.bias)
+            inner = inner + (forward * bias_map).sum()
+        return -inner / forward.shape[0]

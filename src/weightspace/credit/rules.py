@@ -274,9 +274,10 @@ class LearningRule:
                 "beta"
             ] * amp(s.forward_projection, s.backward_projection)
         if self.name == "mirror":
-            return c["alpha"] * decay(s.forward_kernel, s.backward_kernel) + c[
-                "beta"
-            ] * amp(s.forward_projection, s.backward_projection)
+            return (
+                c["alpha"] * decay(s.forward_kernel, s.backward_kernel)
+                + c["beta"] * s.projection_amp()
+            )
         if self.name == "kolen_pollack":
             return c["alpha"] * decay(s.forward_kernel, s.backward_kernel)
         if self.name == "information":
@@ -292,8 +293,8 @@ class LearningRule:
             null_term = null(reconstruction, None)
         if self.reconstruction_amp:
             amp_term = amp(s.inputs, reconstruction)
-        else:
-            amp_term = amp(s.forward_projection, s.backward_projection)
+        else:  # after the reconstruction, so that amp can be read from it
+            amp_term = s.projection_amp()
         if self.use_sparse:
             decay_term = sparse(s.forward_projection, s.backward_projection)
         else:
