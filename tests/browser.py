@@ -2,10 +2,10 @@
 
 ``chromium()`` finds Debian's ``chromium`` (or another Chrome), and as root installs it
 with apt-get on first use, the way tests/slurm installs SLURM; without either it
-returns None and the caller skips with that reason. ``probe(page)`` loads a copy of
-the page with a script that, once everything has loaded, writes what it found into
-the DOM: every image's natural width, the claims tables, the verdicts and the visible
-text; ``--dump-dom`` hands that back.
+returns None, and ``chromium_or_skip()`` skips with that reason (fails under CI=true).
+``probe(page)`` loads a copy of the page with a script that, once everything has
+loaded, writes what it found into the DOM: every image's natural width, the claims
+tables, the verdicts and the visible text; ``--dump-dom`` hands that back.
 """
 
 from __future__ import annotations
@@ -52,14 +52,41 @@ def chromium() -> str | None:
         if found:
             return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=900,
-        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "chromium",
+        ]
+        if subprocess.run(
+            install, env=env, capture_output=True, timeout=900
+        ).returncode:
+            # a fresh machine may have no package lists yet
+            subprocess.run(
+                ["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300
+            )
+            subprocess.run(install, env=env, capture_output=True, timeout=900)
         return shutil.which("chromium")
     return None
+
+
+def chromium_or_skip() -> str:
+    """The browser; skips without one, and fails when CI is true, so that a CI run
+    never silently drops the browser tests."""
+    import pytest
+
+    browser = chromium()
+    if browser is not None:
+        return browser
+    reason = "no Chromium, and not root to install it with apt-get"
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(
+            f"browser tests cannot run in CI (CI=true): {reason}", pytrace=False
+        )
+    pytest.skip(reason)
 
 
 def probe(page: Path, browser: str, workdir: Path) -> dict:

@@ -4,8 +4,7 @@ the run records, and a page that a browser shows as intended."""
 
 import json
 
-import pytest
-from browser import chromium, probe
+from browser import chromium_or_skip, probe
 
 from weightspace.pipeline.claims import claim
 from weightspace.pipeline.report import (
@@ -77,9 +76,7 @@ def test_target_jobs_follow_inputs_back_to_their_producers():
 
 
 def test_browser_shows_verdicts_math_and_no_markup(tmp_path):
-    browser = chromium()
-    if browser is None:
-        pytest.skip("no Chromium, and not root to install it with apt-get")
+    browser = chromium_or_skip()
     claims = [
         claim("a", "p", "r", True),
         claim("b", "p", "r", False),

@@ -112,11 +112,9 @@ def test_report_and_archive(tiny_run):
 
 
 def test_report_reads_well_in_a_browser(tiny_run, tmp_path):
-    from browser import chromium, probe
+    from browser import chromium_or_skip, probe
 
-    browser = chromium()
-    if browser is None:
-        pytest.skip("no Chromium, and not root to install it with apt-get")
+    browser = chromium_or_skip()
     run = tiny_run / "results" / "tiny"
     seen = probe(run / "report" / "report.html", browser, tmp_path)
     figures = [t for t in load_registry().built if t.kind == "figure"]
