@@ -11,6 +11,7 @@ from weightspace.pipeline.report import (
     _claims_table,
     caption_html,
     claim_counts,
+    claims_summary,
     target_jobs,
     verdict,
 )
@@ -96,3 +97,16 @@ def test_browser_shows_verdicts_math_and_no_markup(tmp_path):
     assert seen["fails_color"] not in (None, "rgba(0, 0, 0, 0)")  # highlighted
     assert "**" not in seen["text"] and "``" not in seen["text"]
     json.dumps(seen)
+
+
+def test_overview_cell_counts_decided_claims_and_marks_the_rest():
+    holds, fails, na = (
+        claim(x, "p", "r", v) for x, v in zip("abc", (True, False, None))
+    )
+    assert claims_summary([holds, holds]) == "2 of 2 hold"
+    both = claims_summary([holds, fails, na])
+    assert both.startswith("1 of 2 hold") and "does not hold" in both and "×1" in both
+    assert both.endswith(f"1 {verdict(None)}")
+    only_na = claims_summary([na])
+    assert only_na == f"1 {verdict(None)}" and "of 0" not in only_na
+    assert claims_summary([]) == "no claims"

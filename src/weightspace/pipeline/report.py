@@ -207,6 +207,19 @@ def _run_section(config: dict, records: list[dict]) -> str:
     return f"<section id='run'><h2>The run</h2><table>{body}</table></section>"
 
 
+def claims_summary(claims: list[dict]) -> str:
+    """The overview's cell: how many decided claims hold, the failures marked, and the
+    claims that do not apply at this scale counted apart (never as "0 of 0 hold")."""
+    counts = claim_counts(claims)
+    decided = counts["holds"] + counts["fails"]
+    parts = [f"{counts['holds']} of {decided} hold"] if decided else []
+    if counts["fails"]:
+        parts[-1] += f" {verdict(False)} ×{counts['fails']}"
+    if counts["na"]:
+        parts.append(f"{counts['na']} {verdict(None)}")
+    return ", ".join(parts) or "no claims"
+
+
 def _overview(registry: Registry, run_dir: Path, records: list[dict], config) -> str:
     rows = []
     for t in registry.targets:
@@ -222,13 +235,7 @@ def _overview(registry: Registry, run_dir: Path, records: list[dict], config) ->
         claims_file = run_dir / t.paper / f"{t.name}.claims.json"
         cell = "no claims file"
         if claims_file.exists():
-            counts = claim_counts(json.loads(claims_file.read_text()))
-            total = counts["holds"] + counts["fails"]
-            cell = f"{counts['holds']} of {total} hold"
-            if counts["fails"]:
-                cell += f" {verdict(False)} ×{counts['fails']}"
-            if counts["na"]:
-                cell += f", {counts['na']} {verdict(None)}"
+            cell = claims_summary(json.loads(claims_file.read_text()))
         run = f"{config['results_dir']}/{config['run_name']}"
         jobs = target_jobs(records, t.outputs(run))
         seconds = [s for s in (_benchmark_seconds(r, run_dir) for r in jobs) if s]
