@@ -143,3 +143,17 @@ def test_conda_environment_has_the_same_pins_as_pyproject():
     env = yaml.safe_load((ROOT / "envs" / "weightspace.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(pip) == sorted(pins)
+
+
+def test_readme_claims_cell_counts_decided_claims_apart_from_inapplicable_ones():
+    from weightspace.pipeline.claims import claim
+    from weightspace.pipeline.registry import _reproduced_cell
+
+    holds, fails, na = (claim(x, "p", x, v) for x, v in zip("abc", (True, False, None)))
+    cell = _reproduced_cell("t", {"t": [holds, fails, na]})
+    assert (
+        cell == "quick: a; b; c (1 of 2 claims hold, 1 not applicable at quick scale)"
+    )
+    only_na = _reproduced_cell("t", {"t": [na]})
+    assert only_na == "quick: c (1 not applicable at quick scale)"
+    assert _reproduced_cell("t", {}) == "not run yet"

@@ -133,8 +133,10 @@ def _reproduced_cell(name: str, reproduced: dict) -> str:
     held = sum(c["holds"] is True for c in claims)
     tested = sum(c["holds"] is not None for c in claims)
     untested = len(claims) - tested
-    na = f", {untested} not applicable at quick scale" if untested else ""
-    return f"quick: {'; '.join(values)} ({held} of {tested} claims hold{na})"
+    counts = [f"{held} of {tested} claims hold"] if tested else []
+    if untested:
+        counts.append(f"{untested} not applicable at quick scale")
+    return f"quick: {'; '.join(values)} ({', '.join(counts)})"
 
 
 def readme_table(registry: Registry, reproduced: dict | None = None) -> str:
