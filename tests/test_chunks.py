@@ -1,11 +1,12 @@
 """Aggregates read each expected chunk exactly once (weightspace.pipeline.chunks)."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from weightspace.pipeline.chunks import check_chunks, check_tables
+from weightspace.pipeline.chunks import check_chunks, check_tables, read_runs
 
 EXPECTED = [("gd", "0", 16, 0), ("gd", "0", 16, 1), ("gd", "0.1", 16, 0)]
 
@@ -69,3 +70,12 @@ def test_check_tables_refuses_a_table_copied_over_another():
     both = pd.concat([lr, sss])
     with pytest.raises(ValueError, match="not asked for by the config: SSS"):
         check_tables([both], "method", ["LR"], "methods")
+
+
+def test_read_runs_concatenates_the_runs_of_every_file_in_order(tmp_path):
+    paths = []
+    for name, runs in (("b", [{"i": 2}, {"i": 3}]), ("a", [{"i": 1}])):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"runs": runs}))
+    assert read_runs(paths) == [{"i": 2}, {"i": 3}, {"i": 1}]
+    assert read_runs([]) == []

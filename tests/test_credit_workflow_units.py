@@ -30,6 +30,7 @@ from weightspace.credit.summaries import (
     noise_claims,
     noise_table,
     rules_table,
+    runs_of,
     table_claims,
 )
 from weightspace.pipeline.config import resolve_config
@@ -589,3 +590,18 @@ def test_a_killed_training_job_resumes_where_it_stopped(tmp_path, monkeypatch):
     resumed = json.loads((killed_dir / "chunk.json").read_text())["runs"]
     assert resumed == whole  # the same runs as without the kill, bit for bit
     assert not list(killed_dir.glob("*.state*"))
+
+
+def test_runs_of_keeps_the_asked_rules_and_seeds():
+    runs = [
+        {"variant": v, "seed_index": s}
+        for v in ("backprop", "feedback", "mirror")
+        for s in range(3)
+    ]
+    kept = runs_of(runs, ["feedback", "backprop"], 2)
+    assert [(r["variant"], r["seed_index"]) for r in kept] == [
+        ("backprop", 0),
+        ("backprop", 1),
+        ("feedback", 0),
+        ("feedback", 1),
+    ]

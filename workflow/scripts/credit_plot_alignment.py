@@ -1,13 +1,11 @@
 """credit_fig_alignment: angle(W, B̃) per layer over training, one panel per rule and
 a row per model (mean over seeds; the dashed line is the mean over layers)."""
 
-import json
-
 from matplotlib import colormaps
 
 from weightspace.credit.presets import MODEL_LABELS, label
-from weightspace.credit.summaries import alignment_claims, angles_frame
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.credit.summaries import alignment_claims, angles_frame, runs_of
+from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -16,14 +14,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     figure = job.config["credit.fig_alignment"]
     seeds = job.config["credit.table_rules"]["seeds"]
-    runs = []
-    for path in sm.input:
-        with open(path) as fh:
-            runs += json.load(fh)["runs"]
-    # a job shared with the noise figure may hold rules and seeds this one does not plot
-    runs = [
-        r for r in runs if r["variant"] in figure["rules"] and r["seed_index"] < seeds
-    ]
+    runs = runs_of(read_runs(sm.input), figure["rules"], seeds)
     check_chunks(
         [(r["model"], r["variant"], r["seed_index"]) for r in runs],
         [

@@ -1,11 +1,9 @@
 """credit_fig_noise: final top-1 and mean final angle(W, B̃) against the variance of the
 noise added to the updates, one curve per rule (mean ± std over seeds)."""
 
-import json
-
 from weightspace.credit.presets import MODEL_LABELS, label
-from weightspace.credit.summaries import noise_claims, noise_table
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.credit.summaries import noise_claims, noise_table, runs_of
+from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -13,16 +11,7 @@ from weightspace.provenance.atomic import atomic_path, atomic_write_json
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     noise = job.config["credit.fig_noise"]
-    runs = []
-    for path in sm.input:
-        with open(path) as fh:
-            runs += json.load(fh)["runs"]
-    # its noiseless runs may be the table's, with rules and seeds this one does not plot
-    runs = [
-        r
-        for r in runs
-        if r["variant"] in noise["rules"] and r["seed_index"] < noise["seeds"]
-    ]
+    runs = runs_of(read_runs(sm.input), noise["rules"], noise["seeds"])
     check_chunks(
         [(r["variant"], float(r["noise"]["variance"]), r["seed_index"]) for r in runs],
         [

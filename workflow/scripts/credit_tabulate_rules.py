@@ -1,11 +1,9 @@
 """credit_table_rules: top-1 and top-5 accuracy per learning rule and model, with the
 paper's values and claims beside ours."""
 
-import json
-
 from weightspace.credit.presets import label
-from weightspace.credit.summaries import rules_table, table_claims
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.credit.summaries import rules_table, runs_of, table_claims
+from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting.tables import render_table
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -14,16 +12,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     dataset = job.config["credit.dataset"]
     table_cfg = job.config["credit.table_rules"]
-    runs = []
-    for path in sm.input:
-        with open(path) as fh:
-            runs += json.load(fh)["runs"]
-    # a job shared with the noise figure may hold rules and seeds the table does not ask
-    runs = [
-        r
-        for r in runs
-        if r["variant"] in table_cfg["rules"] and r["seed_index"] < table_cfg["seeds"]
-    ]
+    runs = runs_of(read_runs(sm.input), table_cfg["rules"], table_cfg["seeds"])
     check_chunks(
         [(r["model"], r["variant"], r["seed_index"]) for r in runs],
         [

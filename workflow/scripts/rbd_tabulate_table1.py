@@ -1,8 +1,6 @@
 """rbd_table1: our validation accuracy next to the published Table 1."""
 
-import json
-
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting.tables import render_table
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -10,10 +8,7 @@ from weightspace.rbd.table1 import claims, table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    runs = []
-    for path in sm.input:
-        with open(path) as fh:
-            runs += json.load(fh)["runs"]
+    runs = read_runs(sm.input)
     t = job.config["rbd.table1"]
     check_chunks(
         [(r["dataset"], r["network"], r["method"], r["seed_index"]) for r in runs],

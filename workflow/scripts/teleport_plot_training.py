@@ -3,12 +3,10 @@
 kind x arm, learning rates pooled) and box plots at the box epochs; the CSV holds every
 run's every epoch, the claims compare the arms."""
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from weightspace.pipeline.chunks import check_chunks
+from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting import new_figure, save_figure
 from weightspace.provenance.atomic import atomic_path, atomic_write_json
@@ -33,10 +31,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     cfg = job.config
     block = cfg["block"]
-    runs = []
-    for path in sm.input:
-        with open(path) as fh:
-            runs += json.load(fh)["runs"]
+    runs = read_runs(sm.input)
     wanted = [
         (d, model_id(s), i, a, o["name"], k)
         for d in cfg["datasets"]

@@ -36,6 +36,12 @@ ANGLE_DROP = 1.0
 MIN_BP_TOP1 = 50.0
 
 
+def runs_of(runs: list[dict], rules, seeds: int) -> list[dict]:
+    """The runs of ``rules`` with a seed index below ``seeds``: a job shared by the
+    table and the noise figure may hold rules and seeds that one of them does not show."""
+    return [r for r in runs if r["variant"] in rules and r["seed_index"] < seeds]
+
+
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per run: identity, status and final accuracies (None if diverged)."""
     rows = [

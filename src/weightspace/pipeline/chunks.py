@@ -9,8 +9,19 @@ problem.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from collections.abc import Hashable, Iterable
+
+
+def read_runs(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """The ``runs`` of every job result file (``{"runs": [...]}``), in file order."""
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            runs += json.load(fh)["runs"]
+    return runs
 
 
 def _name(identity) -> str:
