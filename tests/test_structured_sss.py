@@ -22,6 +22,7 @@ from weightspace.structured import (
     stage_grid,
     stage_sizes,
 )
+from weightspace.structured.sss import numerical_rank
 
 # Round-off bound for exact recoveries: a few hundred ulps of float64 relative to ‖W‖_F. The test
 # matrices have orthonormal transitions, so the Hankel blocks are well conditioned and no error
@@ -161,6 +162,58 @@ def test_recovers_exact_sss_matrix_at_its_state_dimension_and_not_below():
     # Hankel singular values reveal the state dimension: the 5th is round-off.
     for sv in identify_sss(weight, 6).causal_hankel_sv:
         assert sv[4] < ROUNDOFF * sv[0] and sv[3] > 1e-3 * sv[0]
+
+
+def _tvsclib_rank(sv, eps):
+    """tvsclib's relative rank loop (SystemIdentificationSVD._factorize_hankel), restated:
+    the first r with sum(S[0:r]) / sum(S) >= 1 - eps, sums in Python left to right."""
+    total = sum(sv)
+    r = 0
+    while r < len(sv):
+        if sum(sv[0:r]) / total >= 1 - eps:
+            break
+        r += 1
+    return r
+
+
+def test_numerical_rank_takes_tvsclibs_decisions():
+    rng = np.random.default_rng(11)
+    spectra = []
+    for rank in (1, 3, 10, 40):
+        # a decaying head and a round-off tail, as the SVD of a rank-limited block gives
+        head = np.sort(rng.uniform(1, 300, rank))[::-1]
+        tail = np.sort(rng.uniform(1e-15, 1e-14, 150 - rank))[::-1]
+        spectra.append(np.concatenate([head, tail]))
+    spectra.append(np.sort(rng.standard_normal(50) ** 2)[::-1])  # no tail at all
+    spectra.append(np.geomspace(1, 1e-18, 40))  # smooth decay through the threshold
+    for sv in spectra:
+        for eps in (0.0, 1e-15, 1e-6, 0.05):
+            assert numerical_rank(sv, eps) == _tvsclib_rank(sv, eps), (len(sv), eps)
+    assert numerical_rank(np.zeros(5)) == 0 and numerical_rank(np.zeros(0)) == 0
+    # the round-off tail of a rank-10 block is dropped (a pairwise-summed total kept it)
+    assert numerical_rank(spectra[2]) == 10
+
+
+def test_uncapped_identification_keeps_the_numerical_rank_of_each_block():
+    rng = np.random.default_rng(12)
+    weight = rng.standard_normal((300, 10)) @ rng.standard_normal((10, 300))
+    real = identify_sss(weight, 30)
+    assert max(real.causal_dims + real.anticausal_dims) == 10
+    assert rel_err(real.to_dense(), weight) < ROUNDOFF
+    capped = identify_sss(weight, 30, 4)
+    assert max(capped.causal_dims + capped.anticausal_dims) == 4
+    # An exactly SSS matrix (d = 5): capped at d, its state dimension everywhere. Without
+    # a cap the rule keeps what the round-off tail adds to the sums, as tvsclib's does:
+    # a few states more at the middle boundaries (round-off singular values differ
+    # between SVD drivers), never the block rank (up to 150) of a pairwise-summed total.
+    _, exact = exact_sss(300, 300, 30, 5, seed=13)
+    capped = identify_sss(exact, 30, 5)
+    assert set(capped.causal_dims[1:-1] + capped.anticausal_dims[1:-1]) == {5}
+    uncapped = identify_sss(exact, 30)
+    dims = uncapped.causal_dims[1:-1] + uncapped.anticausal_dims[1:-1]
+    assert min(dims) == 5 and max(dims) <= 12
+    for found in (capped, uncapped):
+        assert rel_err(found.to_dense(), exact) < ROUNDOFF
 
 
 def test_spec_square_case_sss_recovers_low_rank_does_not():

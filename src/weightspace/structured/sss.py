@@ -284,17 +284,25 @@ def _svd(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def numerical_rank(
     sv: np.ndarray, eps: float = DEFAULT_EPS, relative: bool = True
 ) -> int:
-    """tvsclib's rule: relative -> smallest r whose leading singular-value mass is >= (1 - eps) of the
-    total; absolute -> number of singular values > eps. A zero block has rank 0."""
+    """tvsclib's rule, decision for decision: relative -> the smallest r whose leading
+    singular values hold at least (1 - eps) of the total, both sums taken left to right
+    as tvsclib's ``sum(S[0:r]) / sum(S)`` does; absolute -> the number of singular values
+    > eps. A zero block has rank 0.
+
+    The sequential sums matter: singular values below the last bit of the running sum
+    (the numerically zero tail of a low-rank block) leave it unchanged, so r stops at the
+    numerical rank. A pairwise-summed total (``sv.sum()``) counts that tail and can keep
+    every singular value of a rank-10 block."""
     if sv.size == 0:
         return 0
     if not relative:
         return int(np.count_nonzero(sv > eps))
-    total = float(sv.sum())
+    partial = np.concatenate(([0.0], np.cumsum(sv)))  # partial[r] = sum(S[0:r])
+    total = partial[-1]
     if total <= 0.0:
         return 0
-    frac = np.cumsum(sv) / total
-    return int(min(np.searchsorted(frac, 1.0 - eps, side="left") + 1, sv.size))
+    enough = partial / total >= 1.0 - eps
+    return int(np.argmax(enough)) if enough.any() else int(sv.size)
 
 
 def _factorise(block: np.ndarray, cap: int | None, eps: float, relative: bool):
