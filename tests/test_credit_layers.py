@@ -252,3 +252,16 @@ def test_importing_the_package_imports_no_torch():
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_readme_example_runs_as_written():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Train your own model without weight symmetry") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    # every converted layer reports its angle
+    assert len(scope["angles"]) == 21  # resnet18: 20 convolutions and the dense layer
