@@ -6,7 +6,12 @@ import sys
 
 import pytest
 
-from weightspace.pipeline.chunks import check_chunks, check_tables, read_runs
+from weightspace.pipeline.chunks import (
+    check_chunks,
+    check_tables,
+    read_runs,
+    split_runs,
+)
 
 EXPECTED = [("gd", "0", 16, 0), ("gd", "0", 16, 1), ("gd", "0.1", 16, 0)]
 
@@ -79,3 +84,9 @@ def test_read_runs_concatenates_the_runs_of_every_file_in_order(tmp_path):
         paths[-1].write_text(json.dumps({"runs": runs}))
     assert read_runs(paths) == [{"i": 2}, {"i": 3}, {"i": 1}]
     assert read_runs([]) == []
+
+
+def test_split_runs_cuts_in_order_with_a_short_last_job():
+    assert split_runs(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert split_runs(list(range(6)), 3) == [[0, 1, 2], [3, 4, 5]]
+    assert split_runs([], 3) == []

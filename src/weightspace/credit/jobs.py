@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from weightspace.credit.presets import VARIANT_ORDER, rule_of, uses_noise_inputs
+from weightspace.pipeline.chunks import split_runs
 
 TARGETS = ("table_rules", "fig_alignment", "fig_noise")
 # keys of credit every training job reads
@@ -69,10 +70,6 @@ def _cells(config: Mapping) -> dict[tuple[str, str], dict]:
     return wanted
 
 
-def _chunks(runs: list, per_job: int) -> list[list]:
-    return [runs[i : i + per_job] for i in range(0, len(runs), per_job)]
-
-
 def _variants_label(runs) -> str:
     return "+".join(dict.fromkeys(variant for variant, _ in runs))
 
@@ -85,7 +82,7 @@ def cell_jobs(config: Mapping, model: str, noise: str) -> list[tuple[int, str]]:
     per_job = config["credit"]["runs_per_job"]
     return [
         (k, _variants_label(chunk))
-        for k, chunk in enumerate(_chunks(cell["runs"], per_job))
+        for k, chunk in enumerate(split_runs(cell["runs"], per_job))
     ]
 
 
@@ -128,7 +125,7 @@ def train_job_config(
             f"credit job on {dataset!r}, but credit.dataset is {credit['dataset']!r}"
         )
     cell = _cells(config).get((model, noise))
-    chunks = _chunks(cell["runs"], credit["runs_per_job"]) if cell else []
+    chunks = split_runs(cell["runs"], credit["runs_per_job"]) if cell else []
     if chunk >= len(chunks) or _variants_label(chunks[chunk]) != variants:
         raise ValueError(
             f"no credit training job {model}/noise{noise}/chunk{chunk}_{variants} in "

@@ -15,6 +15,11 @@ from collections import Counter
 from collections.abc import Hashable, Iterable
 
 
+def split_runs(runs: list, per_job: int) -> list[list]:
+    """``runs`` cut in order into jobs of ``per_job`` (the last one may be shorter)."""
+    return [runs[start : start + per_job] for start in range(0, len(runs), per_job)]
+
+
 def read_runs(paths: Iterable[str | os.PathLike]) -> list[dict]:
     """The ``runs`` of every job result file (``{"runs": [...]}``), in file order."""
     runs = []

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from weightspace.pipeline.chunks import split_runs
+
 TRAINING_FIGURES = (
     "fig6_convergence",
     "fig8_activations",
@@ -73,8 +75,7 @@ def training_groups(config: Mapping) -> dict[tuple[str, str, str], list]:
 
 
 def _chunks(config: Mapping, runs: list) -> list[list]:
-    per_job = config["teleport"]["training"]["runs_per_job"]
-    return [runs[start : start + per_job] for start in range(0, len(runs), per_job)]
+    return split_runs(runs, config["teleport"]["training"]["runs_per_job"])
 
 
 def chunk_arms(runs) -> str:
