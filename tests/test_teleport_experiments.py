@@ -255,6 +255,19 @@ def test_diverged_runs_are_counted_and_not_zero_filled_unless_asked():
     assert point.set_index("epoch")["runs"].tolist() == [4, 4, 4, 4]
 
 
+def test_per_lr_rows_ascend_in_learning_rate_within_each_line():
+    # runs arrive in optimiser order O1 (0.01), O2 (0.001), O3 (0.0001): the per-lr panel
+    # draws one line per arm and momentum through its rows in order
+    runs = []
+    for name, lr in (("O1", 0.01), ("O2", 0.001), ("O3", 0.0001)):
+        for arm in ("teleport", "none"):
+            run = _run(arm, 0.0, 0, [0.1, 0.2])
+            runs.append({**run, "optimizer": name, "lr": lr})
+    table = per_lr(runs_table(runs))
+    for _, line in table.groupby(["arm", "momentum"]):
+        assert line["lr"].tolist() == [0.0001, 0.001, 0.01]
+
+
 def test_pseudo_claim_needs_pseudo_near_standard_and_below_teleported():
     runs = _runs([0.1, 0.05, 0.01])
     for momentum in (0.0, 0.9):

@@ -80,7 +80,8 @@ def curves(table: pd.DataFrame) -> pd.DataFrame:
 
 def per_lr(table: pd.DataFrame) -> pd.DataFrame:
     """Final monitored accuracy and test accuracy per panel, arm and optimiser (one
-    learning rate each), and how many runs diverged."""
+    learning rate each), and how many runs diverged; rows in ascending learning rate
+    within each panel, arm and momentum, so a line through them is a curve."""
     last = (
         table.sort_values("epoch")
         .groupby([*PANEL, "arm", "optimizer", "seed"], sort=False)
@@ -93,7 +94,10 @@ def per_lr(table: pd.DataFrame) -> pd.DataFrame:
         runs=("seed", "count"),
         diverged=("status", lambda s: int((s == "diverged").sum())),
     )
-    return out.reset_index().fillna({"final_acc_std": 0.0})
+    out = out.reset_index().fillna({"final_acc_std": 0.0})
+    return out.sort_values(
+        [*PANEL, "arm", "momentum", "lr"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def gaps(table: pd.DataFrame, arm: str, epochs: Iterable[int], base: str = "none"):
