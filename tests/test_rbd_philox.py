@@ -100,6 +100,20 @@ def test_normals_match_the_float32_reference_bit_for_bit():
         np.testing.assert_array_equal(part, expected[: len(part)])
 
 
+def test_the_avx512_path_draws_the_portable_numbers():
+    if not philox.use_avx512():
+        pytest.skip("this CPU runs the portable path only")
+    key, g = 2**40 + 3, torch.randn(5003)
+    fast = philox.draw(key, 3, 5003), philox.project(key, 3, g, 2.0)
+    try:
+        assert not philox.use_avx512(False)
+        portable = philox.draw(key, 3, 5003), philox.project(key, 3, g, 2.0)
+    finally:
+        assert philox.use_avx512(True)
+    assert torch.equal(fast[0], portable[0])
+    assert torch.equal(fast[1], portable[1])
+
+
 def test_elements_are_addressed_by_key_row_and_index():
     key = 42
     big = philox.draw(key, 4, 1003)
