@@ -76,7 +76,7 @@ def test_quick_has_one_training_job_per_cell_holding_all_its_arms():
         "none+teleport+pseudo+norm_matched+he_init",
     )
     arms = [run["arm"] for run in relu["runs"]]
-    # every arm of Figs 6 and 10, arm by arm, each with 6 optimisers x 3 seeds
+    # every arm of Figs 6 and 10, arm by arm, each with 6 optimisers x 2 seeds
     assert list(dict.fromkeys(arms)) == [
         "none",
         "teleport",
@@ -84,7 +84,7 @@ def test_quick_has_one_training_job_per_cell_holding_all_its_arms():
         "norm_matched",
         "he_init",
     ]
-    assert [arms.count(arm) for arm in dict.fromkeys(arms)] == [18] * 5
+    assert [arms.count(arm) for arm in dict.fromkeys(arms)] == [12] * 5
     assert relu["runs"][:2] == [
         {"arm": "none", "optimizer": relu["runs"][0]["optimizer"], "seed": 0},
         {"arm": "none", "optimizer": relu["runs"][0]["optimizer"], "seed": 1},
@@ -94,7 +94,7 @@ def test_quick_has_one_training_job_per_cell_holding_all_its_arms():
     assert fig6 == fig10  # Figs 6 and 10 share their one cell's job
     assert len(jobs) == len(set(jobs))
     total = sum(len(training_job_config(config, *job)["runs"]) for job in jobs)
-    assert total == sum(len(r) for r in cells.values()) == 270
+    assert total == sum(len(r) for r in cells.values()) == 180
     assert gradients_jobs(config) == [
         "mlp_5x500+vgg_tiny_bn+resnet_tiny_imagenet_stem+densenet_tiny_imagenet_stem"
     ]
