@@ -353,6 +353,36 @@ def test_load_state_dict_and_deepcopy_follow_the_cob():
         assert torch.allclose(twin(x), y0, rtol=0, atol=1e-5)
 
 
+def test_alternating_resets_and_teleports_compile_each_graph_once(monkeypatch):
+    # Figs 4 and 7 reset the weights and teleport again hundreds of times; each
+    # switch between the plain and the teleported graph used to recompile it
+    compiles = []
+    recompile = torch.fx.GraphModule.recompile
+    monkeypatch.setattr(
+        torch.fx.GraphModule,
+        "recompile",
+        lambda self: compiles.append(1) or recompile(self),
+    )
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 8, 8)
+    tm = TeleportableModel(Functional(), x).eval()
+    start, generator = tm.get_weights(), torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        y0 = tm(x)
+        built = len(compiles)
+        codes = set()
+        for _ in range(4):
+            tm.set_weights(start)
+            assert torch.equal(tm(x), y0)
+            codes.add(tm.network.code)
+            tm.teleport(tm.generate_random_cob(0.5, generator=generator))
+            y1 = tm(x)
+            assert ((y1 - y0).abs().max() / y0.abs().max()).item() < RTOL
+            codes.add(tm.network.code)
+    assert len(codes) == 2  # the plain graph and the teleported one
+    assert len(compiles) - built == 1  # the teleported graph; the plain one was built
+
+
 # -- the forward pass (module docstring of weightspace.teleport.model) -----------------
 
 

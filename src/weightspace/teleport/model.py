@@ -53,6 +53,10 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from weightspace.teleport.cob import sample_cob
 
+# graphs kept compiled per model, and the GraphModule attributes a recompile sets
+_COMPILED_PATTERNS = 8
+_RECOMPILED = ("_graph", "_code", "_lineno_map", "_prologue_start")
+
 NEURON_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm1d)
 NEURON_MODULES += (nn.BatchNorm2d,)
 # Elementwise per feature but not linear: teleported as tau * f(x / tau).
@@ -315,6 +319,7 @@ class TeleportableModel(nn.Module):
         self._index_parameters()
         del self._tau  # only the analysis needs every node's basis
         self._pattern: tuple | None = None
+        self._compiled: dict[tuple, dict] = {}
         self._refresh()
         self.register_load_state_dict_post_hook(_refresh_after_load)
 
@@ -683,8 +688,28 @@ class TeleportableModel(nn.Module):
             if mode != "skip" and op.inputs is not None:
                 self._write_weight_factor(op, store)
         if pattern != self._pattern:
-            self.network.graph = self._generate(pattern)
+            self._install(pattern)
             self._pattern = pattern
+
+    def _install(self, pattern: tuple) -> None:
+        """Run the graph of ``pattern``: generated and compiled on first use, then
+        taken from a small cache. Loops that reset the weights and teleport again
+        alternate between two patterns, and fx's recompile (code generation and
+        ``compile``) cost more than the teleport itself."""
+        net = self.network
+        cached = self._compiled.pop(pattern, None)
+        if cached is None:
+            net.graph = self._generate(pattern)  # recompiles
+            cached = {name: getattr(net, name) for name in _RECOMPILED}
+            cached["forward"] = type(net).forward  # fx gives each module its own class
+        else:  # what GraphModule.recompile sets, restored
+            for name in _RECOMPILED:
+                setattr(net, name, cached[name])
+            net._graph.owning_module = net
+            type(net).forward = cached["forward"]
+        self._compiled[pattern] = cached  # most recently used last
+        while len(self._compiled) > _COMPILED_PATTERNS:
+            self._compiled.pop(next(iter(self._compiled)))
 
     @staticmethod
     def _write_weight_factor(op: _Op, store: nn.Module) -> None:
