@@ -3,8 +3,9 @@
 ``csrc/philox_directions.c`` computes element j of row r of the directions of a 64-bit
 key from (key, r, j) alone (Philox4x32-10 and Box-Muller in float32, vectorised), and
 the RBD passes that use them without ever storing them: the coordinates c = Phi^T g,
-the step Phi c, and both at once. On one CPU thread it draws about twice as fast as
-``torch.randn``, and the fused pass keeps one row of D floats instead of a chunk.
+the step Phi c, and both at once. On one CPU thread it draws two to three times as
+fast as ``torch.randn``, and the fused pass keeps one row of D floats instead of a
+chunk.
 The numbers are the same on every x86/ARM CPU and compiler that builds it (IEEE
 float operations in a fixed order, no libm calls), but they are not torch's: runs
 with ``generator="torch"`` see other directions of the same distribution.
