@@ -9,6 +9,12 @@
    Timings alternate between the two layers in rounds after warm-up and report medians, so a noisy
    machine affects both alike. The requirement is SSS ≥ 10× faster than dense at both batch sizes.
    "cold" is the first SSS call at batch 1, which also builds the cached scan operators.
+3. Layer inference on the quick shapes (100×2048 with 50 stages, 256×1024 with 32 stages; shares
+   0.05 to 0.3) and the paper's 1000×2048 last layer (50 stages, share 0.05), approximations of
+   random Gaussian matrices (full rank, so the state dimension is the largest the budget allows),
+   against nn.Linear of the same shape in the same rounds, float32, batch 1 and 256, no autograd.
+   The requirement is SSS at least as fast as dense on every row. "path" says whether the C
+   kernel of layers.sss_native ran (float32 inference on one thread) or the PyTorch path.
 
     python benchmarks/bench_structured_sss.py
     python benchmarks/bench_structured_sss.py --out results.json --rounds 10
@@ -154,6 +160,56 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
     return rows, meta
 
 
+SHAPE_CASES = [
+    *(("quick esann", 100, 2048, 50, share) for share in (0.05, 0.1, 0.2, 0.3)),
+    *(("quick fc1", 256, 1024, 32, share) for share in (0.05, 0.1, 0.2, 0.3)),
+    ("paper last layer", 1000, 2048, 50, 0.05),
+]
+
+
+def bench_shapes(rounds: int, device) -> list[dict]:
+    rng = np.random.default_rng(2)
+    rows = []
+    for name, out_f, in_f, n_stages, share in SHAPE_CASES:
+        weight = rng.standard_normal((out_f, in_f)) / np.sqrt(in_f)
+        sss = SSSLayer.from_approximation(
+            approximate_sss(weight, share, n_stages), bias=True, device=device
+        )
+        dense = torch.nn.Linear(in_f, out_f, device=device)
+        for batch in (1, 256):
+            x = torch.randn(batch, in_f, device=device)
+            reps = 200 if batch == 1 else 10
+            times = {"dense": [], "sss": []}
+            with torch.no_grad():
+                native = sss._runs_natively(x)
+                for _ in range(5):  # warm-up
+                    dense(x), sss(x)
+                for _ in range(rounds):
+                    for key, layer in (("dense", dense), ("sss", sss)):
+                        for _ in range(reps):
+                            t0 = time.perf_counter()
+                            layer(x)
+                            _sync(device)
+                            times[key].append(time.perf_counter() - t0)
+            t_dense = statistics.median(times["dense"])
+            t_sss = statistics.median(times["sss"])
+            rows.append(
+                {
+                    "case": name,
+                    "shape": [out_f, in_f],
+                    "n_stages": n_stages,
+                    "share": share,
+                    "state_dim": sss.d,
+                    "batch": batch,
+                    "path": "C" if native else "torch",
+                    "dense_us": 1e6 * t_dense,
+                    "sss_us": 1e6 * t_sss,
+                    "speedup": t_dense / t_sss,
+                }
+            )
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the results as JSON to this path")
@@ -184,6 +240,8 @@ def main(argv=None):
         rows, meta = bench_layer([batch], args.rounds, reps, device)
         layer_rows += rows
 
+    shape_rows = bench_shapes(args.rounds, device)
+
     print("## SSS identification vs one full SVD (median of %d)\n" % args.svd_reps)
     print("| case | state dim | rel. error | SSS identification | full SVD | ratio |")
     print("|---|---|---|---|---|---|")
@@ -213,12 +271,32 @@ def main(argv=None):
         f"\nrequirement (≥ 10× at batch 1 and 256, with and without autograd): {'met' if ok else 'NOT met'}"
     )
 
+    print(
+        f"\n## SSS layer inference vs nn.Linear on the quick and paper shapes, float32, "
+        f"{args.threads} thread(s), {device}\n"
+    )
+    print("| case | shape | K | share | d | batch | path | dense | SSS | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in shape_rows:
+        print(
+            f"| {r['case']} | {r['shape'][0]}×{r['shape'][1]} | {r['n_stages']} | "
+            f"{r['share']} | {r['state_dim']} | {r['batch']} | {r['path']} | "
+            f"{r['dense_us']:.1f} µs | {r['sss_us']:.1f} µs | {r['speedup']:.2f}× |"
+        )
+    shapes_ok = all(r["speedup"] >= 1 for r in shape_rows)
+    print(
+        f"\nrequirement (SSS at least as fast as dense on every row): "
+        f"{'met' if shapes_ok else 'NOT met'}"
+    )
+
     if args.out:
         result = {
             "identification": ident,
             "layer": layer_rows,
             "layer_meta": meta,
             "requirement_met": ok,
+            "shapes": shape_rows,
+            "shapes_requirement_met": shapes_ok,
             "torch": torch.__version__,
             "numpy": np.__version__,
             "threads": args.threads,

@@ -447,6 +447,45 @@ def test_more_stages_than_rows_gives_empty_stages():
             )
 
 
+@pytest.mark.parametrize(
+    "shape,n_stages,state_dim", [((60, 80), 6, 4), ((14, 76), 10, 2), ((30, 7), 7, 1)]
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_float32_inference_in_c_matches_the_reference(shape, n_stages, state_dim, bias):
+    from weightspace.structured.layers import sss_native
+
+    if not sss_native.available():
+        pytest.skip("no C compiler: the layer keeps its PyTorch path")
+    real, _ = exact_sss(*shape, n_stages, state_dim, seed=3)
+    layer = SSSLayer.from_structure(real, bias=bias, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of 64 and more run in C on one thread only
+    try:
+        for batch in (1, 5, 70):
+            u = torch.randn(
+                batch, shape[1], generator=torch.Generator().manual_seed(batch)
+            )
+            with torch.no_grad():
+                assert layer._runs_natively(u)
+                out = layer(u)
+                layer.native_inference = False
+                torch_path = layer(u)
+                layer.native_inference = True
+            ref = layer.forward_reference(u).detach()
+            # float32 sums in another order: a few ulps of the output scale
+            scale = ref.abs().max()
+            assert (out - ref).abs().max() < 1e-5 * scale
+            assert (torch_path - ref).abs().max() < 1e-5 * scale
+            dense = u.double().numpy() @ real.to_dense().T
+            if bias:
+                dense = dense + layer.bias.detach().double().numpy()
+            assert np.abs(out.double().numpy() - dense).max() < 1e-5 * scale
+    finally:
+        torch.set_num_threads(threads)
+    with torch.enable_grad():  # training keeps the autograd path
+        assert out.grad_fn is None and layer(u).grad_fn is not None
+
+
 def test_small_batch_training_and_repeated_evaluation_stay_exact():
     # At batch 1 the schedule switches between the direct recursion (while the transitions change)
     # and the chunked scan with cached operators (once they are unchanged between calls).

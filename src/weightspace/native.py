@@ -41,6 +41,7 @@ __all__ = [
     "CompilerNotFoundError",
     "NativeError",
     "build",
+    "build_library",
     "cache_dir",
     "compile_c",
     "compiler_version",
@@ -270,6 +271,27 @@ def build(
             f"cannot write {purpose} into {directory} ({exc}); point "
             "WEIGHTSPACE_CACHE at a writable directory"
         ) from exc
+
+
+def build_library(
+    source: str | os.PathLike,
+    *,
+    purpose: str,
+    stem: str,
+    flags: Sequence[str],
+    alternative: str | None = None,
+    directory: str | os.PathLike | None = None,
+) -> ctypes.CDLL:
+    """``build`` a shared library (or take it from the cache) and load it."""
+    path = build(
+        source,
+        purpose=purpose,
+        stem=stem,
+        flags=flags,
+        alternative=alternative,
+        directory=directory,
+    )
+    return load_library(path, purpose)
 
 
 def load_library(path: str | os.PathLike, purpose: str) -> ctypes.CDLL:

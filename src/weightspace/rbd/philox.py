@@ -41,7 +41,7 @@ def library() -> ctypes.CDLL:
     if directory in _LIBRARIES:
         return _LIBRARIES[directory]
     try:
-        path = native.build(
+        lib = native.build_library(
             C_SOURCE,
             purpose=PURPOSE,
             stem="philox_directions",
@@ -49,13 +49,12 @@ def library() -> ctypes.CDLL:
             alternative=ALTERNATIVE,
             directory=directory,
         )
-        lib = native.load_library(path, PURPOSE)
     except native.NativeError as exc:
         raise PhiloxError(str(exc)) from exc
     lib.rbd_abi_version.restype = ctypes.c_int
     if lib.rbd_abi_version() != ABI_VERSION:
         raise PhiloxError(
-            f"{path} has calling convention {lib.rbd_abi_version()}, expected "
+            f"{lib._name} has calling convention {lib.rbd_abi_version()}, expected "
             f"{ABI_VERSION}; delete it"
         )
     u64, i64, ptr, f64 = (

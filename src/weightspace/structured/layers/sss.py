@@ -23,9 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from weightspace.structured.layers import sss_native
 from weightspace.structured.layers.base import StructuredLayer, copy_values, has_bias
 from weightspace.structured.layers.scan import StateScan, chunk_operators, default_chunk
 from weightspace.structured.sss import SSSRealisation, approximate_sss, sss_param_count
+
+# the largest stage input block m x (p + 2d) whose batches run in C (measured: 41 x 36
+# and 32 x 46 are faster in C, 64 x 96 in PyTorch)
+_NATIVE_MAX_STAGE = 4096
 
 
 def _index_with_padding(
@@ -70,9 +75,16 @@ class SSSLayer(StructuredLayer):
     forces chunks of that length. Inference at batch >= 16 reuses per-thread buffers for
     its intermediates (fresh multi-megabyte buffers on every call cost page faults
     comparable to the arithmetic); `clear_caches` frees them.
+
+    Inference in float32 on the CPU runs the C kernel of layers.sss_native (one call
+    instead of 2K small products): always for one sample, and for a batch when a stage's
+    input block m x (p + 2d) holds at most 4,096 numbers and PyTorch runs on one thread
+    or the batch is below 64 (larger stages are faster as PyTorch's batched products;
+    benchmarks/README.md). `native_inference = False` keeps the PyTorch path.
     """
 
     methods = ("SSS",)
+    native_inference = True
     describes = "an SSS approximation"
     approximator = staticmethod(approximate_sss)
 
@@ -128,6 +140,10 @@ class SSSLayer(StructuredLayer):
         self._last_trans = None
         self._uniform_in = len(set(dims_in)) <= 1
         self._uniform_out = len(set(dims_out)) <= 1
+        self.native_dims = (
+            torch.tensor(dims_in, dtype=torch.int64),
+            torch.tensor(dims_out, dtype=torch.int64),
+        )
         gather, _ = _index_with_padding(list(dims_in), m)
         _, scatter = _index_with_padding(list(dims_out), p)
         device = self._kw["device"]
@@ -188,6 +204,11 @@ class SSSLayer(StructuredLayer):
             t is not None and t.requires_grad
             for t in (u2, self.w_in, self.trans, self.w_out, self.bias)
         )
+        if not grad and self._runs_natively(u2):
+            size = sss_native.work_size(self, N)
+            work = self._buffer("native_work", (size,), u2)
+            y = sss_native.forward(self, u2, work)
+            return y.reshape(*lead, self.out_features)
         # Inference at larger batches reuses per-thread buffers for the multi-megabyte
         # intermediates: fresh ones cost page faults that can exceed the arithmetic.
         reuse = not grad and N >= 16
@@ -251,6 +272,26 @@ class SSSLayer(StructuredLayer):
                 out.copy_(y.transpose(0, 1))
             y = out.view(N, K * p)
         return y.reshape(*lead, self.out_features)
+
+    def _runs_natively(self, u2: torch.Tensor) -> bool:
+        """Whether this inference call runs the C kernel (see the class doc); the
+        kernel itself refuses parameters that are not float32 on the CPU."""
+        return (
+            self.native_inference
+            and u2.dtype is torch.float32
+            and u2.device.type == "cpu"
+            and self.w_in.dtype is torch.float32
+            and self.w_in.device.type == "cpu"
+            and 0 < u2.shape[0]
+            and (
+                u2.shape[0] == 1
+                or (
+                    self.m * (self.p + 2 * self.d) <= _NATIVE_MAX_STAGE
+                    and (u2.shape[0] < 64 or torch.get_num_threads() == 1)
+                )
+            )
+            and sss_native.available()
+        )
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         """A reusable per-thread inference buffer (never returned to callers, never seen
