@@ -62,6 +62,23 @@ def _median_time(fn, reps):
     return statistics.median(times)
 
 
+def _alternating_medians(dense, sss, x, rounds, reps, warmup, device):
+    """Median call time of the two layers on x, timed in alternating rounds of reps
+    calls after warmup untimed calls of each (a noisy machine affects both alike)."""
+    times = {"dense": [], "sss": []}
+    for _ in range(warmup):
+        dense(x), sss(x)
+    _sync(device)
+    for _ in range(rounds):
+        for name, layer in (("dense", dense), ("sss", sss)):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                layer(x)
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+    return statistics.median(times["dense"]), statistics.median(times["sss"])
+
+
 def bench_identification(reps: int) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
@@ -122,22 +139,10 @@ def bench_layer(batches, rounds: int, reps: int, device) -> list[dict]:
             _sync(device)
             cold = time.perf_counter() - t0
         for grad in (False, True):
-            times = {"dense": [], "sss": []}
             with torch.set_grad_enabled(grad):
-                for _ in range(3):  # warm-up
-                    dense(x), sss(x)
-                _sync(device)
-                for _ in range(rounds):
-                    for name, layer in (("dense", dense), ("sss", sss)):
-                        for _ in range(reps):
-                            t0 = time.perf_counter()
-                            layer(x)
-                            _sync(device)
-                            times[name].append(time.perf_counter() - t0)
-            t_dense, t_sss = (
-                statistics.median(times["dense"]),
-                statistics.median(times["sss"]),
-            )
+                t_dense, t_sss = _alternating_medians(
+                    dense, sss, x, rounds, reps, 3, device
+                )
             rows.append(
                 {
                     "batch": batch,
@@ -179,20 +184,11 @@ def bench_shapes(rounds: int, device) -> list[dict]:
         for batch in (1, 256):
             x = torch.randn(batch, in_f, device=device)
             reps = 200 if batch == 1 else 10
-            times = {"dense": [], "sss": []}
             with torch.no_grad():
                 native = sss._runs_natively(x)
-                for _ in range(5):  # warm-up
-                    dense(x), sss(x)
-                for _ in range(rounds):
-                    for key, layer in (("dense", dense), ("sss", sss)):
-                        for _ in range(reps):
-                            t0 = time.perf_counter()
-                            layer(x)
-                            _sync(device)
-                            times[key].append(time.perf_counter() - t0)
-            t_dense = statistics.median(times["dense"])
-            t_sss = statistics.median(times["sss"])
+                t_dense, t_sss = _alternating_medians(
+                    dense, sss, x, rounds, reps, 5, device
+                )
             rows.append(
                 {
                     "case": name,
