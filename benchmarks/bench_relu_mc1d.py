@@ -22,6 +22,11 @@ dispatch cost of eager PyTorch (~30 ops per step) dominates instead.
 
 The sufficient criterion, evaluated once per check, is timed per network on the trained nets.
 
+A whole SGD chunk of the quick variant (small step, minibatches of 16, early stopping, checks of
+1,000 steps, P = 256 nets) is timed per kernel as process time per net·check (one check of one
+net is 1,000 steps and their minibatch draws), the unit in which it compares with the original
+code's chunks.
+
     python benchmarks/bench_relu_mc1d.py                      # CPU, 1 thread, widths 16…1024
     python benchmarks/bench_relu_mc1d.py --kernel scatter     # one kernel only
     python benchmarks/bench_relu_mc1d.py --elements 65536 --out bench.json
@@ -122,6 +127,33 @@ def bench_width(m, elements, kernel, device, rounds, warmup_steps, crit_nets):
     }
 
 
+def bench_sgd_chunk(m, nets, kernel, seed=1):
+    """Process time of one quick-scale SGD chunk, per net·check (1,000 steps of one net)."""
+    cfg = mc1d.MCConfig(
+        optimizer="sgd",
+        step_size="small",
+        sufficient_criterion=False,
+        early_stopping=True,
+        steps_per_check=1000,
+        max_checks=200,
+        kernel=kernel,
+    )
+    mc1d.run_chunk(cfg, seed=seed + 1, n_runs=4, width=m, offset=0.0)  # build, warm up
+    t0 = time.process_time()
+    res = mc1d.run_chunk(cfg, seed=seed, n_runs=nets, width=m, offset=0.0)
+    elapsed = time.process_time() - t0
+    net_checks = int(np.minimum(res.stop_check, res.checks_run).sum())
+    return {
+        "width": m,
+        "nets": nets,
+        "kernel": kernel,
+        "seed": seed,
+        "chunk_s": elapsed,
+        "net_checks": net_checks,
+        "us_per_net_check": elapsed / net_checks * 1e6,
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64, 256, 1024])
@@ -140,6 +172,13 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--warmup-steps", type=int, default=300)
     ap.add_argument("--criterion-nets", type=int, default=1024)
+    ap.add_argument(
+        "--sgd-widths",
+        type=int,
+        nargs="*",
+        default=[16, 64],
+        help="widths of the timed SGD chunks (none: skip them)",
+    )
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
 
@@ -176,6 +215,21 @@ def main(argv=None):
             f"| {r['net_steps_per_s']:.3g} | {r['criterion_us_per_net']:.1f} "
             f"| {r['criterion_vs_1000_steps']:.3f} |"
         )
+    sgd_rows = [
+        bench_sgd_chunk(m, 256, kernel)
+        for m in args.sgd_widths
+        for kernel in args.kernel
+        if args.device == "cpu" or kernel != "c"
+    ]
+    if sgd_rows:
+        print("\nSGD chunk (small step, early stopping, 1,000 steps per check)")
+        print("| m | P | kernel | chunk (s) | net·checks | µs per net·check |")
+        print("|---|---|---|---|---|---|")
+        for r in sgd_rows:
+            print(
+                f"| {r['width']} | {r['nets']} | {r['kernel']} | {r['chunk_s']:.2f} "
+                f"| {r['net_checks']} | {r['us_per_net_check']:.0f} |"
+            )
     if args.out:
         meta = {
             "device": str(device),
@@ -192,7 +246,9 @@ def main(argv=None):
             "timing": "best of rounds, thread CPU time",
         }
         with open(args.out, "w") as fh:
-            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
+            json.dump(
+                {"meta": meta, "rows": rows, "sgd_chunks": sgd_rows}, fh, indent=2
+            )
 
 
 if __name__ == "__main__":

@@ -441,6 +441,8 @@ def test_config_validation_and_round_trip():
         MCConfig.from_dict({"optimiser": "gd"})
     with pytest.raises(ValueError, match="testing"):
         MCConfig(testing=True, sufficient_criterion=False)
+    with pytest.raises(ValueError, match="minibatch_size must be <= 65536"):
+        MCConfig(optimizer="sgd", minibatch_size=1 << 17)
 
 
 @pytest.mark.slow
@@ -461,11 +463,31 @@ def test_crossing_probability_decreases_with_width():
         assert lo <= 2.0 / math.sqrt(m)
 
 
+def _splitmix64_reference(key, counter):
+    """SplitMix64 at position ``counter`` of the stream seeded with ``key``, in Python integers."""
+    mask = (1 << 64) - 1
+    z = (key + (counter + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_splitmix64_matches_the_reference_stream():
+    # The first output of SplitMix64 seeded with 0 is a published known answer.
+    assert _splitmix64_reference(0, 0) == 0xE220A8397B1DCDAF
+    counters = torch.tensor([0, 1, 2, 7, (5 << 40) | (999 << 16) | 15, (1 << 63) - 2])
+    for key in (0, 12345, -(1 << 63), (1 << 63) - 1, -987654321):
+        got = minibatches.splitmix64(key, counters)
+        for c, value in zip(counters.tolist(), got.tolist()):
+            assert value % (1 << 64) == _splitmix64_reference(key % (1 << 64), c)
+
+
 def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     # Small blocks (3 steps of 4 nets x 16 draws) so that block boundaries and a partial last
     # block occur; every step is Multinomial(16, p)/16 per net, scaled by h.
     monkeypatch.setattr(minibatches, "_MINIBATCH_DRAWS", 3 * 4 * 16)
-    gen = torch.Generator().manual_seed(0)
+    key = minibatches.draw_key(torch.Generator().manual_seed(0))
+    ids = torch.arange(4)
     p = torch.tensor(
         [
             [0.5, 0.5, 0, 0, 0, 0],
@@ -476,7 +498,7 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
         dtype=torch.float64,
     )
     h = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
-    steps = list(mc1d.minibatch_frequencies(p, 16, 4000, gen, h))
+    steps = list(mc1d.minibatch_frequencies(p, 16, 4000, key, ids, h))
     assert len(steps) == 4000
     freq = torch.stack(steps) / h.view(1, 4, 1)  # (steps, nets, 6)
     assert torch.allclose(
@@ -486,15 +508,37 @@ def test_minibatch_blocks_are_multinomial_frequencies(monkeypatch):
     assert torch.all(freq[:, p == 0] == 0)
     # Mean over 4000 steps: the standard error of a frequency is <= 0.5 / sqrt(16 * 4000) = 0.002.
     assert torch.allclose(freq.mean(0), p, atol=0.01)
-    # The draws of different steps are independent: lag-1 correlation of one frequency ~ 0.
+    # Multinomial variance p(1 - p)/16 per frequency; its estimate from 4000 steps has a relative
+    # standard error of about sqrt(2/4000) = 2.2 %, so 12 % is over 5 standard errors.
+    var = freq[:, 2].var(0)
+    assert torch.allclose(var, p[2] * (1 - p[2]) / 16, rtol=0.12)
+    # Different frequencies of one draw are negatively correlated: cov = -p_i p_j / 16.
+    cov = ((freq[:, 1, 0] - 1 / 6) * (freq[:, 1, 1] - 1 / 6)).mean()
+    assert abs(float(cov) + 1 / 36 / 16) < 0.15 / 36 / 16 + 3 * 0.0003
+    # The draws of different steps and different nets are independent: correlations ~ 0.
     x = freq[:, 1, 0] - freq[:, 1, 0].mean()
     assert abs(float((x[1:] * x[:-1]).mean() / (x * x).mean())) < 0.06  # ~ 3.8 SE
-    again = torch.stack(
-        list(
-            mc1d.minibatch_frequencies(p, 16, 4000, torch.Generator().manual_seed(0), h)
-        )
-    )
+    z = freq[:, 2, 0] - freq[:, 2, 0].mean()
+    assert abs(float((x * z).mean() / (x.std() * z.std()))) < 0.06
+    # Counter-based: other block sizes, and a net drawn alone (as after the chunk drops the
+    # finished nets), give the same numbers.
+    monkeypatch.setattr(minibatches, "_MINIBATCH_DRAWS", 1 << 21)
+    again = torch.stack(list(mc1d.minibatch_frequencies(p, 16, 4000, key, ids, h)))
     assert torch.equal(again, torch.stack(steps))
+    alone = torch.stack(
+        list(mc1d.minibatch_frequencies(p[2:3], 16, 4000, key, ids[2:3], h[2:3]))
+    )
+    assert torch.equal(alone[:, 0], again[:, 2])
+    other = torch.stack(list(mc1d.minibatch_frequencies(p, 16, 50, key + 1, ids, h)))
+    assert not torch.equal(other, again[:50])
+
+
+def test_minibatch_counters_are_bounded():
+    p = torch.full((2, 6), 1 / 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="minibatch_size"):
+        next(mc1d.minibatch_frequencies(p, 1 << 17, 1, 0, torch.arange(2)))
+    with pytest.raises(ValueError, match="chunk_runs"):
+        next(mc1d.minibatch_frequencies(p, 4, 1, 0, torch.tensor([0, 1 << 24])))
 
 
 def _second_moment_recurrence(a, b, c, w, p, h, y, steps):

@@ -108,6 +108,41 @@ def test_c_sgd_block_equals_scatter_steps():
         _assert_same(x, yy)
 
 
+@pytest.fixture(params=["avx512", "portable"])
+def draw_path(request):
+    """The C draws on AVX-512 (skipped where the CPU lacks it) and on the portable path."""
+    vector = request.param == "avx512"
+    if vector and not ckernel.use_avx512(True):
+        pytest.skip("this CPU has no AVX-512F/DQ")
+    ckernel.use_avx512(vector)
+    yield request.param
+    ckernel.use_avx512(True)
+
+
+@pytest.mark.parametrize("size", [16, 7, 21])
+def test_c_sgd_draws_equal_the_pytorch_minibatches(size, draw_path):
+    # 300 steps cross the C kernel's block of 256 drawn steps; ids with gaps, as after the chunk
+    # drops finished nets; size 7 makes counts / size inexact, and 7 and 21 leave a partial
+    # vector of draws.
+    n, m, steps = 6, 16, 300
+    a, b, c, w, p = _nets(n, m, seed=4)
+    p[1] = torch.tensor([0.5, 0, 0, 0.5, 0, 0], dtype=F64)
+    h = torch.linspace(0.001, 0.01, n, dtype=F64)
+    y = crit.labels(0.05)
+    ids = torch.tensor([0, 3, 4, 9, 100, (1 << 24) - 1])
+    key = -1234567891011
+    out = {}
+    for name in ("scatter", "c"):
+        kern = mc1d._make_kernel(name, n, m, torch.device("cpu"), F64)
+        nets = mc1d._Nets(a.clone(), b.clone(), c.clone(), w.clone())
+        hi, lo = torch.zeros(n, dtype=F64), torch.zeros(n, dtype=F64)
+        kern.sgd_steps(nets, p, h, y, ids, key, size, steps, hi, lo)
+        out[name] = (nets.a, nets.b, nets.c, nets.w, hi, lo)
+    for x, yy in zip(out["scatter"], out["c"]):
+        _assert_same(x, yy)
+    assert not torch.equal(out["c"][0], a)
+
+
 _VARIANTS = {
     "gd": MCConfig(steps_per_check=150, max_checks=8),
     "gd_es": MCConfig(
@@ -201,6 +236,11 @@ def test_bad_inputs_are_refused():
         ckernel.gd_steps(
             a, b, c, w, p.view(4, 1, 6).expand(4, 3, 6), p, hi, lo, steps=2
         )
+    ids = torch.arange(4)
+    with pytest.raises(ckernel.CKernelError, match="size"):
+        ckernel.sgd_steps(a, b, c, w, p, c, p[0], ids, 0, 1 << 17, 5, hi, lo)
+    with pytest.raises(ckernel.CKernelError, match="int64"):
+        ckernel.sgd_steps(a, b, c, w, p, c, p[0], ids.int(), 0, 16, 5, hi, lo)
     with pytest.raises(ValueError, match="float64"):
         run_chunk(
             MCConfig(kernel="c", steps_per_check=2, max_checks=1),

@@ -29,7 +29,7 @@ from weightspace.relu.criterion import POINTS
 C_SOURCE = Path(__file__).resolve().parent / "csrc" / "mc1d_step.c"
 CFLAGS = ("-O2", "-std=c99", "-ffp-contract=off")  # native.SHARED_FLAGS follow
 LDFLAGS = ("-lm",)
-ABI_VERSION = 1
+ABI_VERSION = 2
 PURPOSE = "the fused C kernel of the ReLU Monte Carlo (kernel='c', relu_mc_chunk)"
 ALTERNATIVE = "choose kernel='scatter'"
 _STEM = "mc1d_step"
@@ -69,6 +69,11 @@ def _load(path: Path) -> ctypes.CDLL:
         ptr,
         ctypes.c_int,
     ]
+    lib.mc1d_sgd_steps.restype = ctypes.c_int
+    lib.mc1d_sgd_steps.argtypes = [i64, i64, i64, *[ptr] * 8, ctypes.c_uint64, i64]
+    lib.mc1d_sgd_steps.argtypes += [ptr] * 3 + [ctypes.c_int]
+    lib.mc1d_use_avx512.restype = ctypes.c_int
+    lib.mc1d_use_avx512.argtypes = [ctypes.c_int]
     return lib
 
 
@@ -170,6 +175,25 @@ def _check(name: str, t: torch.Tensor, shape: tuple, contiguous: bool = True) ->
         )
 
 
+def _check_nets(a, b, c, w, vmax, vmin) -> tuple[int, int]:
+    """(n, m) of the nets' parameters, after checking them (see gd_steps)."""
+    if not isinstance(a, torch.Tensor) or a.dim() != 2:
+        raise CKernelError(
+            f"a must be an (n, m) tensor, got {getattr(a, 'shape', type(a).__name__)}"
+        )
+    n, m = a.shape
+    for name, t, shape in (
+        ("a", a, (n, m)),
+        ("b", b, (n, m)),
+        ("w", w, (n, m)),
+        ("c", c, (n,)),
+        ("vmax", vmax, (n,)),
+        ("vmin", vmin, (n,)),
+    ):
+        _check(name, t, shape)
+    return n, m
+
+
 def _rows(
     name: str, t: torch.Tensor, n: int, steps: int | None
 ) -> tuple[torch.Tensor, int, int, int]:
@@ -208,22 +232,9 @@ def gd_steps(
     ncy: (n, 6) (or (6,)) rows used by every one of ``steps`` steps, or (n, steps, 6) with one row
     per step. Before every step, max_i |b_i/a_i| is folded into vmax and its negative into vmin.
     """
-    if not isinstance(a, torch.Tensor) or a.dim() != 2:
-        raise CKernelError(
-            f"a must be an (n, m) tensor, got {getattr(a, 'shape', type(a).__name__)}"
-        )
     if steps is not None and int(steps) < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    n, m = a.shape
-    for name, t, shape in (
-        ("a", a, (n, m)),
-        ("b", b, (n, m)),
-        ("w", w, (n, m)),
-        ("c", c, (n,)),
-        ("vmax", vmax, (n,)),
-        ("vmin", vmin, (n,)),
-    ):
-        _check(name, t, shape)
+    n, m = _check_nets(a, b, c, w, vmax, vmin)
     coef, k, coef_net, coef_step = _rows("coef", coef, n, steps)
     ncy, _, ncy_net, ncy_step = _rows("ncy", ncy, n, k)
     if n == 0 or m == 0 or k == 0:
@@ -254,6 +265,63 @@ def gd_steps(
         )
 
 
+def sgd_steps(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    w: torch.Tensor,
+    weights: torch.Tensor,
+    h: torch.Tensor,
+    y: torch.Tensor,
+    ids: torch.Tensor,
+    key: int,
+    size: int,
+    steps: int,
+    vmax: torch.Tensor,
+    vmin: torch.Tensor,
+) -> None:
+    """``steps`` minibatch SGD steps in place, with the minibatches of
+    ``mc1d.minibatches`` (``key``, the nets' chunk indices ``ids``, ``size`` draws from
+    the point weights ``weights`` (n, 6) per step, step sizes h (n,)) drawn in C: the
+    numbers of the scatter kernel fed with ``minibatch_frequencies``. Shapes and
+    layout as in ``gd_steps``; y: the six labels."""
+    n, _ = _check_nets(a, b, c, w, vmax, vmin)
+    for name, t, shape in (
+        ("weights", weights, (n, 6)),
+        ("h", h, (n,)),
+        ("y", y, (6,)),
+    ):
+        _check(name, t, shape)
+    if ids.dtype != torch.int64 or tuple(ids.shape) != (n,) or not ids.is_contiguous():
+        raise CKernelError(f"ids must be a contiguous int64 ({n},) tensor")
+    if a.numel() == 0 or steps <= 0:
+        return
+    rc = library().mc1d_sgd_steps(
+        *a.shape,
+        int(steps),
+        *(t.data_ptr() for t in (a, b, w, c, weights, h, y, ids)),
+        int(key) % (1 << 64),
+        int(size),
+        _points().data_ptr(),
+        vmax.data_ptr(),
+        vmin.data_ptr(),
+        0 if addcmul_mode() == "separate" else 1,
+    )
+    if rc == 2:
+        raise CKernelError(
+            f"minibatch counters need ids < 2^24, steps <= 2^24 and 1 <= size <= 2^16; "
+            f"got ids up to {int(ids.max())}, steps {steps}, size {size}"
+        )
+    if rc != 0:
+        raise MemoryError("the C kernel could not allocate its scratch arrays")
+
+
+def use_avx512(enable: bool | None = None) -> bool:
+    """Whether the SGD draws run on AVX-512 (same numbers as the portable path);
+    ``enable`` False forces the portable path, True turns AVX-512 on where the CPU has it."""
+    return bool(library().mc1d_use_avx512(-1 if enable is None else int(enable)))
+
+
 @functools.lru_cache(maxsize=1)
 def _points() -> torch.Tensor:
     return torch.tensor(POINTS, dtype=torch.float64)
@@ -266,4 +334,6 @@ __all__ = [
     "available",
     "gd_steps",
     "library",
+    "sgd_steps",
+    "use_avx512",
 ]

@@ -1,4 +1,4 @@
-/* Full-batch GD steps of the vectorised 1-D Monte Carlo (weightspace.relu.mc1d, kernel "c").
+/* GD and minibatch SGD steps of the vectorised 1-D Monte Carlo (weightspace.relu.mc1d, kernel "c").
 
    n two-layer ReLU nets f(x) = c + sum_i w_i relu(a_i x + b_i) of width m, stored row-major in
    contiguous float64 arrays a, b, w (n x m) and c (n), take `steps` GD steps in place. Step s of
@@ -219,8 +219,200 @@ int mc1d_gd_steps(int64_t n, int64_t m, int64_t steps, double *a, double *b, dou
     return 0;
 }
 
+/* Minibatch SGD: the same steps, with coefficients drawn here for each step (the PyTorch reference
+   is weightspace.relu.mc1d.minibatches, which gives the same numbers). Net i of the call has index
+   ids[i] in its chunk, point weights p (n x 6) and step size h[i]; draw j of step s (0-based in this
+   call) is the category of u = (SplitMix64 output at counter (ids[i] << 40) | (s << 16) | j of
+   `key`) >> 11, times 2^-53, that is the number of running sums p_0, p_0 + p_1, ..., of the first
+   five weights that are <= u. With counts n_k of `size` draws, coef_k = (n_k / size) h and
+   ncy_k = -(coef_k y_k). Steps run in blocks of DRAW_BLOCK, drawn into scratch arrays first. */
+#define DRAW_BLOCK 256
+
+KERNEL_INLINE uint64_t splitmix64_at(uint64_t key, uint64_t counter)
+{
+    uint64_t z = key + (counter + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Counts of the `size` draws of one step at counter base `base`, into n[0..5]. Draw j falls in
+   category k when cdf[k-1] <= u < cdf[k], so, the running sums being nondecreasing (weights >= 0),
+   the number of draws with u >= cdf[k] is that of categories above k. */
+KERNEL_INLINE void count_draws(uint64_t key, uint64_t base, int64_t size, const double *cdf,
+                               int64_t *n)
+{
+    int64_t above[NPOINTS - 1] = {0};
+    for (int64_t j = 0; j < size; j++) {
+        uint64_t bits = splitmix64_at(key, base | (uint64_t)j);
+        double u = (double)(bits >> 11) * 0x1.0p-53;
+        for (int k = 0; k < NPOINTS - 1; k++)
+            above[k] += u >= cdf[k];
+    }
+    n[0] = size - above[0];
+    for (int k = 1; k < NPOINTS - 1; k++)
+        n[k] = above[k - 1] - above[k];
+    n[NPOINTS - 1] = above[NPOINTS - 2];
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512_DRAWS 1
+#define AVX512_DRAWS __attribute__((target("avx512f,avx512dq,popcnt")))
+
+/* The same counts, eight draws per vector (64-bit multiplies and conversions of AVX512DQ). */
+AVX512_DRAWS static void count_draws_avx512(uint64_t key, uint64_t base, int64_t size,
+                                            const double *cdf, int64_t *n)
+{
+    const __m512i lane = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8); /* counter + 1 */
+    const __m512i gamma = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
+    const __m512i mix1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
+    const __m512i mix2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
+    const __m512i vkey = _mm512_set1_epi64((long long)key);
+    const __m512d scale = _mm512_set1_pd(0x1.0p-53);
+    int64_t above[NPOINTS - 1] = {0};
+    for (int64_t j = 0; j < size; j += 8) {
+        __mmask8 valid = size - j >= 8 ? 0xFF : (__mmask8)((1u << (size - j)) - 1u);
+        __m512i z = _mm512_add_epi64(_mm512_set1_epi64((long long)(base | (uint64_t)j)), lane);
+        z = _mm512_add_epi64(_mm512_mullo_epi64(z, gamma), vkey);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), mix1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), mix2);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        __m512d u = _mm512_mul_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(z, 11)), scale);
+        for (int k = 0; k < NPOINTS - 1; k++)
+            above[k] += __builtin_popcount(
+                _mm512_mask_cmp_pd_mask(valid, u, _mm512_set1_pd(cdf[k]), _CMP_GE_OQ));
+    }
+    n[0] = size - above[0];
+    for (int k = 1; k < NPOINTS - 1; k++)
+        n[k] = above[k - 1] - above[k];
+    n[NPOINTS - 1] = above[NPOINTS - 2];
+}
+#endif
+
+static int use_avx512 = -1; /* -1: not yet asked */
+
+/* Whether the draws use AVX-512: `enable` 0 turns it off (for tests that compare the paths), 1 on
+   where the CPU has it, -1 only asks. */
+int mc1d_use_avx512(int enable)
+{
+#ifdef HAVE_AVX512_DRAWS
+    if (enable >= 0 || use_avx512 < 0)
+        use_avx512 = enable != 0 && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq");
+    return use_avx512;
+#else
+    (void)enable;
+    return 0;
+#endif
+}
+
+static void draw_coefficients(int group, int64_t s0, int64_t steps, int64_t size, uint64_t key,
+                              const int64_t *ids, const double *p, const double *h,
+                              const double *y, double *coef, double *ncy)
+{
+#ifdef HAVE_AVX512_DRAWS
+    int vector = use_avx512 > 0 || (use_avx512 < 0 && mc1d_use_avx512(1));
+#endif
+    for (int g = 0; g < group; g++) {
+        double cdf[NPOINTS - 1];
+        double sum = p[g * NPOINTS];
+        cdf[0] = sum;
+        for (int k = 1; k < NPOINTS - 1; k++) {
+            sum += p[g * NPOINTS + k];
+            cdf[k] = sum;
+        }
+        uint64_t net = (uint64_t)ids[g] << 40;
+        for (int64_t s = 0; s < steps; s++) {
+            int64_t counts[NPOINTS];
+            uint64_t base = net | ((uint64_t)(s0 + s) << 16);
+#ifdef HAVE_AVX512_DRAWS
+            if (vector)
+                count_draws_avx512(key, base, size, cdf, counts);
+            else
+#endif
+                count_draws(key, base, size, cdf, counts);
+            double *cf = coef + (g * steps + s) * NPOINTS;
+            double *ny = ncy + (g * steps + s) * NPOINTS;
+            for (int k = 0; k < NPOINTS; k++) {
+                double f = (double)counts[k] / (double)size * h[g];
+                cf[k] = f;
+                ny[k] = -(f * y[k]);
+            }
+        }
+    }
+}
+
+#define SGD_LOOP(FUSED)                                                                        \
+    do {                                                                                       \
+        int64_t i = 0;                                                                         \
+        while (i < n) {                                                                        \
+            int group = (m <= GROUP_MAX_WIDTH && i + GROUP <= n) ? GROUP : 1;                  \
+            for (int64_t s0 = 0; s0 < steps; s0 += DRAW_BLOCK) {                               \
+                int64_t k = steps - s0 < DRAW_BLOCK ? steps - s0 : DRAW_BLOCK;                 \
+                draw_coefficients(group, s0, k, size, key, ids + i, p + i * NPOINTS, h + i, y, \
+                                  coef, ncy);                                                  \
+                group_steps(FUSED, group, m, k, a + i * m, b + i * m, w + i * m, c + i, coef,  \
+                            k * NPOINTS, NPOINTS, ncy, k * NPOINTS, NPOINTS, x, vmax + i,      \
+                            vmin + i, bins);                                                   \
+            }                                                                                  \
+            i += group;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+static void sgd_separate(int64_t n, int64_t m, int64_t steps, double *a, double *b, double *w,
+                         double *c, const double *p, const double *h, const double *y,
+                         const int64_t *ids, uint64_t key, int64_t size, const double *x,
+                         double *vmax, double *vmin, unsigned char *bins, double *coef,
+                         double *ncy)
+{
+    SGD_LOOP(0);
+}
+
+FMA_TARGET static void sgd_fused(int64_t n, int64_t m, int64_t steps, double *a, double *b,
+                                 double *w, double *c, const double *p, const double *h,
+                                 const double *y, const int64_t *ids, uint64_t key, int64_t size,
+                                 const double *x, double *vmax, double *vmin,
+                                 unsigned char *bins, double *coef, double *ncy)
+{
+    SGD_LOOP(1);
+}
+
+/* Returns 0; 1 if the scratch arrays cannot be allocated; 2 if an id, `steps` or `size` does not
+   fit the counter layout (ids < 2^24, steps <= 2^24, size <= 2^16). Nothing is changed unless 0. */
+int mc1d_sgd_steps(int64_t n, int64_t m, int64_t steps, double *a, double *b, double *w,
+                   double *c, const double *p, const double *h, const double *y,
+                   const int64_t *ids, uint64_t key, int64_t size, const double *x,
+                   double *vmax, double *vmin, int fused)
+{
+    if (n <= 0 || m <= 0 || steps <= 0)
+        return 0;
+    if (steps > ((int64_t)1 << 24) || size < 1 || size > ((int64_t)1 << 16))
+        return 2;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= ((int64_t)1 << 24))
+            return 2;
+    unsigned char *bins = malloc((size_t)m * GROUP);
+    double *coef = malloc(sizeof(double) * 2 * GROUP * DRAW_BLOCK * NPOINTS);
+    if (bins == NULL || coef == NULL) {
+        free(bins);
+        free(coef);
+        return 1;
+    }
+    double *ncy = coef + GROUP * DRAW_BLOCK * NPOINTS;
+    if (fused)
+        sgd_fused(n, m, steps, a, b, w, c, p, h, y, ids, key, size, x, vmax, vmin, bins, coef,
+                  ncy);
+    else
+        sgd_separate(n, m, steps, a, b, w, c, p, h, y, ids, key, size, x, vmax, vmin, bins,
+                     coef, ncy);
+    free(bins);
+    free(coef);
+    return 0;
+}
+
 /* Version of the calling convention above; the Python side checks it after loading. */
 int mc1d_abi_version(void)
 {
-    return 1;
+    return 2;
 }

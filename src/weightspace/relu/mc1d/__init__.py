@@ -19,8 +19,8 @@ result). ``kernel="dense"`` builds the (P, 6, m) mask and contracts it with batc
 matrix products instead; it is the default on CUDA, where scatter_add_ uses float
 atomics and would not be bit-reproducible. ``kernel="c"`` (the CPU default for float64
 when a C compiler is found, see relu/ckernel.py) does the scatter kernel's arithmetic,
-operation for operation, in C: one call runs a whole block of GD or SGD steps, net after
-net, and gives the same bits.
+operation for operation, in C: one call runs a whole check of GD or SGD steps, net after
+net, and gives the same bits; for SGD it draws the minibatches itself.
 
 Statuses (codes as in the original): a check first marks nets whose running max of
 |b_i/a_i| (over all steps and neurons) reached min_j |x_j| = 1 as CROSSED, then applies
@@ -33,7 +33,10 @@ as CROSSED (its kinks are undefined).
 
 Randomness: a numpy Generator seeded with ``seed`` draws, in this order, p̂, the
 validation p̂, the initial parameters, and the seed of a torch Generator (on the run's
-device) that draws the minibatches, so initial states do not depend on the device.
+device), so initial states do not depend on the device. That generator draws one 64-bit
+key per check; the minibatch counts Multinomial(16, p̂) of a step are drawn directly from
+a counter-based SplitMix64 stream of that key, indexed by (net, step, draw)
+(``minibatches``), the same numbers in C and PyTorch and whatever nets remain live.
 
 Modules: ``config`` (MCConfig), ``network`` (the dense reference), ``kernel`` (what the
 kernels share), ``scatter``, ``dense``, ``c_kernel`` (the kernels), ``gd`` (kernel

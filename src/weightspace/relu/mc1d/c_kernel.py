@@ -1,5 +1,5 @@
 """The C kernel (``kernel="c"``) of the 1-D Monte Carlo: whole blocks of GD or SGD steps
-in the fused C step of ``weightspace.relu.ckernel`` (csrc/mc1d_step.c), bit-identical to
+(SGD with its minibatches drawn in C) in the fused C step of ``weightspace.relu.ckernel`` (csrc/mc1d_step.c), bit-identical to
 the scatter kernel. The kink tracking, the early-stopping forward and Adam's backprop
 use the scatter kernel."""
 
@@ -13,7 +13,7 @@ from weightspace.relu.mc1d.scatter import _ScatterKernel
 
 
 class _CKernel(_Kernel):
-    """GD steps in C (ckernel.gd_steps), bit-identical to the scatter kernel; ``forward``,
+    """GD and SGD steps in C (ckernel.gd_steps, ckernel.sgd_steps), bit-identical to the scatter kernel; ``forward``,
     ``backprop`` and ``track`` (early stopping, Adam, the fold after a block) are the scatter
     kernel's, made on first use."""
 
@@ -59,3 +59,7 @@ class _CKernel(_Kernel):
         self, nets: _Nets, coef, ncy, vmax, vmin, steps: int | None = None
     ) -> None:
         ckernel.gd_steps(nets.a, nets.b, nets.c, nets.w, coef, ncy, vmax, vmin, steps)
+
+    def sgd_steps(self, nets: _Nets, *args) -> None:
+        """The arguments of ``_Kernel.sgd_steps``; the minibatches are drawn in C."""
+        ckernel.sgd_steps(nets.a, nets.b, nets.c, nets.w, *args)

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from weightspace.relu import criterion as crit
-from weightspace.relu.mc1d.config import MCConfig
+from weightspace.relu.mc1d.config import MAX_NETS, MCConfig
 from weightspace.relu.mc1d.gd import _make_kernel, _resolve_kernel
 from weightspace.relu.mc1d.kernel import _Kernel, _max_kink, _Nets
-from weightspace.relu.mc1d.minibatches import _minibatch_blocks, minibatch_frequencies
+from weightspace.relu.mc1d.minibatches import draw_key, minibatch_frequencies
 from weightspace.relu.mc1d.state import (
     _LIVE_FIELDS,
     ChunkResult,
@@ -75,6 +75,11 @@ def run_chunk(
         raise ValueError(
             f"need n_runs >= 1 and width >= 1, got n_runs={n_runs}, width={width}"
         )
+    if config.optimizer != "gd" and n_runs > MAX_NETS:
+        raise ValueError(
+            f"{config.optimizer} chunks hold at most {MAX_NETS} nets (the minibatch "
+            f"counters), got n_runs={n_runs}; lower relu.mc.chunk_runs"
+        )
     device = torch.device(device)
     kernel_name = _resolve_kernel(config.kernel, device, dtype)
     if state is None:
@@ -116,8 +121,11 @@ def run_chunk(
         h, p = live["h"], live["weights"]
         coef = p * h.unsqueeze(1)
         ncy = -coef * y
+        key = draw_key(gen) if stochastic else None
         if config.optimizer == "adam":  # Adam takes its step size in the update
-            batches = minibatch_frequencies(p, config.minibatch_size, K, gen)
+            batches = minibatch_frequencies(
+                p, config.minibatch_size, K, key, live["ids"]
+            )
             for step in range(K):
                 coef = next(batches)
                 ncy = torch.mul(coef, y).neg_()
@@ -125,13 +133,19 @@ def run_chunk(
                     nets.a, nets.b, nets.c, nets.w, coef, ncy, live["hi"], live["lo"]
                 )
                 _adam_update(nets, kern, rsum, adam, h, checks * K + step + 1)
-        elif (
-            stochastic
-        ):  # SGD: the step size goes into the coefficients; blocks of steps at once
-            for coef in _minibatch_blocks(p, config.minibatch_size, K, gen, h):
-                kern.gd_steps(
-                    nets, coef, torch.mul(coef, y).neg_(), live["hi"], live["lo"]
-                )
+        elif stochastic:  # SGD: the step size goes into the coefficients
+            kern.sgd_steps(
+                nets,
+                p,
+                h,
+                y,
+                live["ids"],
+                key,
+                config.minibatch_size,
+                K,
+                live["hi"],
+                live["lo"],
+            )
         else:
             kern.gd_steps(nets, coef, ncy, live["hi"], live["lo"], K)
         # The kernel tracks the kinks before each step; fold in the parameters after the last one.

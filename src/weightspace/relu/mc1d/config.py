@@ -10,6 +10,10 @@ OPTIMIZERS = ("gd", "sgd", "adam")
 STEP_SIZES = ("large", "small")
 KERNELS = ("auto", "c", "scatter", "dense")
 PSI_BOUNDS = ("exact", "original")
+# Bounds of the minibatch counters (id << 40) | (t << 16) | j (minibatches.py).
+MAX_NETS = 1 << 24
+MAX_STEPS = 1 << 24
+MAX_MINIBATCH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,14 @@ class MCConfig(ConfigBase):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.optimizer != "gd" and (
+            self.minibatch_size > MAX_MINIBATCH or self.steps_per_check > MAX_STEPS
+        ):
+            raise ValueError(
+                f"minibatch_size must be <= {MAX_MINIBATCH} and steps_per_check <= "
+                f"{MAX_STEPS} for {self.optimizer} (the minibatch counters); got "
+                f"{self.minibatch_size} and {self.steps_per_check}"
+            )
         if self.testing and not self.sufficient_criterion:
             raise ValueError(
                 "testing=True checks certified nets; it needs sufficient_criterion=True"

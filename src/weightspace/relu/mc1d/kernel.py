@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from weightspace.relu import criterion as crit
+from weightspace.relu.mc1d.minibatches import _minibatch_blocks
 
 
 @dataclass
@@ -76,6 +77,25 @@ class _Kernel:
         else:
             for _ in range(1 if steps is None else steps):
                 self.gd_step(nets, coef, ncy, vmax, vmin)
+
+    def sgd_steps(
+        self,
+        nets: _Nets,
+        weights,
+        h,
+        y,
+        ids,
+        key: int,
+        size: int,
+        steps: int,
+        vmax,
+        vmin,
+    ) -> None:
+        """``steps`` minibatch SGD steps: ``size`` draws per step from the point weights
+        (n, 6), the minibatches of check key ``key`` for the nets ``ids`` (minibatches.py),
+        step sizes h (n,) going into the coefficients."""
+        for coef in _minibatch_blocks(weights, size, steps, key, ids, h):
+            self.gd_steps(nets, coef, torch.mul(coef, y).neg_(), vmax, vmin)
 
 
 def _gd_update(nets: _Nets, kern: _Kernel, rsum: torch.Tensor) -> None:
