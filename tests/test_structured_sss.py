@@ -486,6 +486,73 @@ def test_float32_inference_in_c_matches_the_reference(shape, n_stages, state_dim
         assert out.grad_fn is None and layer(u).grad_fn is not None
 
 
+@pytest.mark.parametrize(
+    "shape,n_stages,state_dim",
+    [((60, 80), 6, 4), ((400, 300), 4, 20), ((33, 700), 9, 17), ((5, 40), 5, 0)],
+)
+def test_one_sample_inference_paths_match_the_reference(shape, n_stages, state_dim):
+    # One sample runs as vector-matrix products: the AVX-512 ones (panels of 64 columns in
+    # registers; here stage blocks up to 100 + 2·20 wide, states of 17 and 20, and none) and
+    # the portable loop agree with the reference loop to float32 rounding.
+    from weightspace.structured.layers import sss_native
+
+    if not sss_native.available():
+        pytest.skip("no C compiler: the layer keeps its PyTorch path")
+    real, _ = exact_sss(*shape, n_stages, state_dim, seed=5)
+    layer = SSSLayer.from_structure(real, bias=True, dtype=torch.float32)
+    u = torch.randn(1, shape[1], generator=torch.Generator().manual_seed(6))
+    ref = layer.forward_reference(u).detach()
+    scale = ref.abs().max()
+    paths = [False, True] if sss_native.use_avx512(True) else [False]
+    try:
+        for vector in paths:
+            sss_native.use_avx512(vector)
+            with torch.no_grad():
+                assert layer._runs_natively(u)
+                out = layer(u)
+            assert (out - ref).abs().max() < 1e-5 * scale, vector
+    finally:
+        sss_native.use_avx512(True)
+
+
+def test_c_inference_follows_replaced_parameters_and_copies():
+    # The kernel's view of the parameters is cached on the layer (sss_native.plan); it must
+    # follow parameters that are replaced (new storage), survive deepcopy, and leave inputs
+    # of other shapes to reshape as before.
+    import copy
+
+    from weightspace.structured.layers import sss_native
+
+    if not sss_native.available():
+        pytest.skip("no C compiler: the layer keeps its PyTorch path")
+    real, _ = exact_sss(30, 40, 5, 3, seed=8)
+    layer = SSSLayer.from_structure(real, bias=True, dtype=torch.float32)
+    u = torch.randn(1, 40, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        first = layer(u)
+        layer.w_in.data = layer.w_in.data.clone() * 2
+        layer.bias.data = layer.bias.data + 1
+        assert layer._runs_natively(u)
+        second = layer(u)
+        ref = layer.forward_reference(u)
+        assert (second - ref).abs().max() < 1e-5 * ref.abs().max()
+        assert not torch.allclose(first, second)
+        twin = copy.deepcopy(layer)
+        assert torch.equal(twin(u), second)
+        batch = torch.randn(2, 3, 40, generator=torch.Generator().manual_seed(10))
+        out = layer(batch[:, :1])  # (2, 1, 40): a batch of two after the reshape
+        ref = layer.forward_reference(batch[:, :1]).reshape(2, 1, 30)
+        assert out.shape == (2, 1, 30)
+        assert (out - ref).abs().max() < 1e-5 * ref.abs().max()
+        with pytest.raises(RuntimeError):
+            layer(torch.randn(1, 41))  # a wrong width never reaches the kernel
+        layer.double()
+        assert not layer._runs_natively(u.double())
+        assert (
+            layer(u.double()) - layer.forward_reference(u.double())
+        ).abs().max() < 1e-9
+
+
 def test_small_batch_training_and_repeated_evaluation_stay_exact():
     # At batch 1 the schedule switches between the direct recursion (while the transitions change)
     # and the chunked scan with cached operators (once they are unchanged between calls).

@@ -15,13 +15,14 @@
  * floats and vectorises; the input is transposed into that layout once and the output
  * back. Padding entries are zero and are skipped.
  *
- * A single sample runs with the feature dimensions innermost instead. `work` holds
+ * A single sample runs with the feature dimensions innermost instead, as vector-matrix
+ * products whose sums stay in AVX-512 registers where the CPU has them. `work` holds
  * (cols + K*W + rows + 2d) * N floats (sss_native.work_size).
  */
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -58,36 +59,122 @@ static inline void transition(int64_t N, int64_t d, const float *T, const float 
             if (T[s * d + t] != 0.0f) axpy(N, T[s * d + t], prev + s * N, next + t * N);
 }
 
-/* One sample (N = 1): here the feature dimensions are the inner loops instead, so
- * that they vectorise; `work` holds K*W + 2*d floats. */
-CLONES
+/* out[0..n) = init[0..n) + sum_{r < rows} v[r] M[r * ld + 0..n) (init may be out): the
+ * vector-matrix products of one sample. The portable loop accumulates in `out`, which the
+ * compiler vectorises along n but must store and reload for every r. */
+static void vecmat_portable(int64_t rows, int64_t n, const float *v, const float *M, int64_t ld,
+                            const float *init, float *out) {
+    if (init != out) memcpy(out, init, (size_t)n * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        const float a = v[r];
+        const float *restrict row = M + r * ld;
+        float *restrict o = out;
+        for (int64_t i = 0; i < n; i++) o[i] += a * row[i];
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512_PATH 1
+
+static inline __mmask16 lanes(int64_t left) {
+    if (left <= 0) return 0;
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+/* The same products with the sums in registers: panels of 64 columns, up to four masked
+ * vectors of 16, fused multiply-adds over the rows (another rounding than the portable
+ * loop). Masked loads beyond a row's n columns read nothing. */
+__attribute__((target("avx512f"))) static void vecmat_avx512(int64_t rows, int64_t n,
+                                                             const float *v, const float *M,
+                                                             int64_t ld, const float *init,
+                                                             float *out) {
+    for (int64_t c0 = 0; c0 < n; c0 += 64) {
+        const __mmask16 k0 = lanes(n - c0), k1 = lanes(n - c0 - 16), k2 = lanes(n - c0 - 32),
+                        k3 = lanes(n - c0 - 48);
+        __m512 a0 = _mm512_maskz_loadu_ps(k0, init + c0);
+        __m512 a1 = n - c0 > 16 ? _mm512_maskz_loadu_ps(k1, init + c0 + 16) : _mm512_setzero_ps();
+        __m512 a2 = n - c0 > 32 ? _mm512_maskz_loadu_ps(k2, init + c0 + 32) : _mm512_setzero_ps();
+        __m512 a3 = n - c0 > 48 ? _mm512_maskz_loadu_ps(k3, init + c0 + 48) : _mm512_setzero_ps();
+        if (n - c0 <= 32) {
+            /* two rows at a time into two sets of sums: the multiply-adds of one set
+               wait on each other, the two sets overlap */
+            __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+            int64_t r = 0;
+            for (; r + 1 < rows; r += 2) {
+                const float *row = M + r * ld + c0;
+                const __m512 a = _mm512_set1_ps(v[r]), b = _mm512_set1_ps(v[r + 1]);
+                a0 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k0, row), a0);
+                b0 = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k0, row + ld), b0);
+                a1 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k1, row + 16), a1);
+                b1 = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k1, row + ld + 16), b1);
+            }
+            if (r < rows) {
+                const float *row = M + r * ld + c0;
+                const __m512 a = _mm512_set1_ps(v[r]);
+                a0 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k0, row), a0);
+                a1 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k1, row + 16), a1);
+            }
+            a0 = _mm512_add_ps(a0, b0);
+            a1 = _mm512_add_ps(a1, b1);
+        } else {
+            for (int64_t r = 0; r < rows; r++) {
+                const __m512 a = _mm512_set1_ps(v[r]);
+                const float *row = M + r * ld + c0;
+                a0 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k0, row), a0);
+                a1 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k1, row + 16), a1);
+                a2 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k2, row + 32), a2);
+                a3 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(k3, row + 48), a3);
+            }
+        }
+        _mm512_mask_storeu_ps(out + c0, k0, a0);
+        if (n - c0 > 16) _mm512_mask_storeu_ps(out + c0 + 16, k1, a1);
+        if (n - c0 > 32) _mm512_mask_storeu_ps(out + c0 + 32, k2, a2);
+        if (n - c0 > 48) _mm512_mask_storeu_ps(out + c0 + 48, k3, a3);
+    }
+}
+#endif
+
+static int use_avx512 = -1; /* -1: not yet asked */
+
+/* Whether one-sample inference uses the AVX-512 products: `enable` 0 turns them off (for
+ * tests that compare the paths), 1 on where the CPU has them, -1 only asks. */
+int sss_layer_use_avx512(int enable) {
+#ifdef HAVE_AVX512_PATH
+    if (enable >= 0 || use_avx512 < 0)
+        use_avx512 = enable != 0 && __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return use_avx512;
+#else
+    (void)enable;
+    return 0;
+#endif
+}
+
+/* One sample (N = 1): the products of each stage are vector-matrix products along the
+ * feature dimensions; `work` holds K*W + 2*d floats. */
 static void sample_forward(int64_t K, int64_t m, int64_t p, int64_t d,
                            const int64_t *dims_in, const int64_t *dims_out,
                            const float *w_in, const float *trans, const float *w_out,
                            const float *bias, const float *u, float *y, float *work) {
+    void (*vecmat)(int64_t, int64_t, const float *, const float *, int64_t, const float *,
+                   float *) = vecmat_portable;
+#ifdef HAVE_AVX512_PATH
+    if (use_avx512 < 0) sss_layer_use_avx512(1);
+    if (use_avx512) vecmat = vecmat_avx512;
+#endif
     const int64_t W = p + 2 * d;
     float *H = work, *x = H + K * W, *xn = x + d;
-    memset(H, 0, (size_t)(K * W) * sizeof(float));
-    for (int64_t k = 0, cin = 0; k < K; cin += dims_in[k], k++)
-        for (int64_t j = 0; j < dims_in[k]; j++) {
-            const float a = u[cin + j];
-            const float *restrict wrow = w_in + (k * m + j) * W;
-            float *restrict h = H + k * W;
-            for (int64_t w = 0; w < W; w++) h[w] += a * wrow[w];
-        }
+    for (int64_t k = 0, cin = 0; k < K; cin += dims_in[k], k++) {
+        memset(H + k * W, 0, (size_t)W * sizeof(float));
+        vecmat(dims_in[k], W, u + cin, w_in + k * m * W, W, H + k * W, H + k * W);
+    }
     memset(x, 0, (size_t)d * sizeof(float));
     for (int64_t k = 0, cout = 0; k < K; cout += dims_out[k], k++) {
         const float *h = H + k * W;
-        const float *c_out = w_out + k * 2 * d * p;
-        float *restrict yk = y + cout;
-        for (int64_t i = 0; i < dims_out[k]; i++) yk[i] = h[i];
-        for (int64_t s = 0; s < d; s++)
-            for (int64_t i = 0; i < dims_out[k]; i++) yk[i] += x[s] * c_out[s * p + i];
+        /* y_k = (D u)_k + x_k C_k^T, x_{k+1} = x_k A_k^T + (B u)_k */
+        vecmat(d, dims_out[k], x, w_out + k * 2 * d * p, p, h, y + cout);
         if (k < K - 1 && d > 0) {
-            const float *T = trans + (k * 2 + 0) * d * d;
-            for (int64_t t = 0; t < d; t++) xn[t] = h[p + t];
-            for (int64_t s = 0; s < d; s++)
-                for (int64_t t = 0; t < d; t++) xn[t] += x[s] * T[s * d + t];
+            vecmat(d, d, x, trans + (k * 2 + 0) * d * d, d, h + p, xn);
             memcpy(x, xn, (size_t)d * sizeof(float));
         }
     }
@@ -98,15 +185,10 @@ static void sample_forward(int64_t K, int64_t m, int64_t p, int64_t d,
     for (int64_t k = K - 1, cout = rows; k >= 0; k--) {
         cout -= dims_out[k];
         const float *h = H + k * W;
-        const float *g_out = w_out + (k * 2 * d + d) * p;
-        float *restrict yk = y + cout;
-        for (int64_t s = 0; s < d; s++)
-            for (int64_t i = 0; i < dims_out[k]; i++) yk[i] += z[s] * g_out[s * p + i];
+        /* y_k += z_{k+1} G_k^T, z_k = z_{k+1} E_k^T + (F u)_k */
+        vecmat(d, dims_out[k], z, w_out + (k * 2 * d + d) * p, p, y + cout, y + cout);
         if (k > 0 && d > 0) {
-            const float *T = trans + ((K - 1 - k) * 2 + 1) * d * d;
-            for (int64_t t = 0; t < d; t++) zn[t] = h[p + d + t];
-            for (int64_t s = 0; s < d; s++)
-                for (int64_t t = 0; t < d; t++) zn[t] += z[s] * T[s * d + t];
+            vecmat(d, d, z, trans + ((K - 1 - k) * 2 + 1) * d * d, d, h + p + d, zn);
             memcpy(z, zn, (size_t)d * sizeof(float));
         }
     }
@@ -194,4 +276,19 @@ void sss_layer_forward(int64_t N, int64_t K, int64_t m, int64_t p, int64_t d,
         for (int64_t r = 0; r < rows; r++)
             for (int64_t n = 0; n < N; n++) yT[r * N + n] += bias[r];
     transpose(rows, N, yT, N, y, rows);
+}
+
+/* The layer's parameters as sss_native prepares them once per layer. */
+struct sss_plan {
+    int64_t K, m, p, d;
+    const int64_t *dims_in, *dims_out;
+    const float *w_in, *trans, *w_out, *bias;
+};
+
+/* sss_layer_forward with the layer's part of the arguments in `plan`: fewer arguments to
+ * convert per call, which at one sample is a good part of the call's cost. */
+void sss_layer_forward_plan(const struct sss_plan *plan, int64_t N, const float *u, float *y,
+                            float *work) {
+    sss_layer_forward(N, plan->K, plan->m, plan->p, plan->d, plan->dims_in, plan->dims_out,
+                      plan->w_in, plan->trans, plan->w_out, plan->bias, u, y, work);
 }

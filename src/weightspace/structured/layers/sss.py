@@ -192,7 +192,8 @@ class SSSLayer(StructuredLayer):
     # -- evaluation --------------------------------------------------------------------
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         lead = u.shape[:-1]
-        u2 = u.reshape(-1, self.in_features)
+        flat = u.dim() == 2 and u.shape[1] == self.in_features
+        u2 = u if flat else u.reshape(-1, self.in_features)
         N = u2.shape[0]
         if self.n_stages == 0:
             y = u2.new_zeros(N, self.out_features)
@@ -204,11 +205,12 @@ class SSSLayer(StructuredLayer):
             t is not None and t.requires_grad
             for t in (u2, self.w_in, self.trans, self.w_out, self.bias)
         )
-        if not grad and self._runs_natively(u2):
-            size = sss_native.work_size(self, N)
-            work = self._buffer("native_work", (size,), u2)
-            y = sss_native.forward(self, u2, work)
-            return y.reshape(*lead, self.out_features)
+        if not grad and self.native_inference and self._native_batch(u2):
+            prepared = sss_native.plan(self)
+            if prepared is not None:
+                work = self._native_work(sss_native.work_floats(prepared, N))
+                y = sss_native.run(prepared, u2.contiguous(), work)
+                return y if flat else y.reshape(*lead, self.out_features)
         # Inference at larger batches reuses per-thread buffers for the multi-megabyte
         # intermediates: fresh ones cost page faults that can exceed the arithmetic.
         reuse = not grad and N >= 16
@@ -274,24 +276,40 @@ class SSSLayer(StructuredLayer):
         return y.reshape(*lead, self.out_features)
 
     def _runs_natively(self, u2: torch.Tensor) -> bool:
-        """Whether this inference call runs the C kernel (see the class doc); the
-        kernel itself refuses parameters that are not float32 on the CPU."""
+        """Whether this inference call runs the C kernel (see the class doc)."""
         return (
             self.native_inference
-            and u2.dtype is torch.float32
+            and self._native_batch(u2)
+            and sss_native.plan(self) is not None
+        )
+
+    def _native_batch(self, u2: torch.Tensor) -> bool:
+        """Whether the input and its batch size suit the C kernel (the parameters are
+        ``sss_native.plan``'s to check)."""
+        N = u2.shape[0]
+        return (
+            u2.dtype is torch.float32
             and u2.device.type == "cpu"
-            and self.w_in.dtype is torch.float32
-            and self.w_in.device.type == "cpu"
-            and 0 < u2.shape[0]
+            and 0 < N
             and (
-                u2.shape[0] == 1
+                N == 1
                 or (
                     self.m * (self.p + 2 * self.d) <= _NATIVE_MAX_STAGE
-                    and (u2.shape[0] < 64 or torch.get_num_threads() == 1)
+                    and (N < 64 or torch.get_num_threads() == 1)
                 )
             )
-            and sss_native.available()
         )
+
+    def _native_work(self, size: int) -> torch.Tensor:
+        """The calling thread's float32 work buffer of the C kernel, at least ``size``
+        floats (only the kernel writes it)."""
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = self.__dict__["_local"] = threading.local()
+        work = getattr(local, "native_work", None)
+        if work is None or work.numel() < size:
+            work = local.native_work = torch.empty(size, dtype=torch.float32)
+        return work
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         """A reusable per-thread inference buffer (never returned to callers, never seen
@@ -320,6 +338,7 @@ class SSSLayer(StructuredLayer):
         local = self.__dict__.get("_local")
         if local is not None:
             local.__dict__.pop("buffers", None)
+            local.__dict__.pop("native_work", None)
 
     def _chunk_ops(self, chunk: int, only_if_settled: bool = False):
         """Chunk operators for the current transitions, cached.
@@ -352,9 +371,10 @@ class SSSLayer(StructuredLayer):
         )
         state = dict(state)
         state["_ops_cache"] = state["_last_trans"] = None
-        state.pop(
-            "_local", None
-        )  # per-thread buffers: neither picklable nor worth copying
+        # per-thread buffers and the C kernel's view of the parameters: neither
+        # picklable nor worth copying (a copy has its own tensors)
+        state.pop("_local", None)
+        state.pop("_native_plan", None)
         return state
 
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,18 @@ from weightspace import native
 
 C_SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "sss_layer.c"
 CFLAGS = ("-O3", "-std=c99")
-ABI_VERSION = 1
+ABI_VERSION = 2
 PURPOSE = "the C inference kernel of the SSS layer"
+
+
+class Plan(ctypes.Structure):
+    """The layer's part of a kernel call (``struct sss_plan``): sizes and pointers."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in ("K", "m", "p", "d")] + [
+        (name, ctypes.c_void_p)
+        for name in ("dims_in", "dims_out", "w_in", "trans", "w_out", "bias")
+    ]
+
 
 _LIBRARIES: dict[str, ctypes.CDLL | None] = {}
 _LOADED: list[ctypes.CDLL] = []  # the library once loaded in this process
@@ -56,6 +66,10 @@ def library() -> ctypes.CDLL | None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.sss_layer_forward.argtypes = [i64] * 5 + [ptr] * 9
     lib.sss_layer_forward.restype = None
+    lib.sss_layer_forward_plan.argtypes = [ctypes.POINTER(Plan), i64, ptr, ptr, ptr]
+    lib.sss_layer_forward_plan.restype = None
+    lib.sss_layer_use_avx512.argtypes = [ctypes.c_int]
+    lib.sss_layer_use_avx512.restype = ctypes.c_int
     _LIBRARIES[directory] = lib
     _LOADED.append(lib)
     return lib
@@ -65,41 +79,76 @@ def available() -> bool:
     return library() is not None
 
 
+def use_avx512(enable: bool | None = None) -> bool:
+    """Whether one-sample inference runs its AVX-512 products (the portable loop gives
+    the same numbers up to float32 rounding); False forces the portable path, True turns
+    AVX-512 on where the CPU has it, None only asks."""
+    lib = library()
+    if lib is None:
+        return False
+    return bool(lib.sss_layer_use_avx512(-1 if enable is None else int(enable)))
+
+
+def plan(layer) -> Plan | None:
+    """The kernel's view of ``layer`` (an SSSLayer with stages), or None where it cannot
+    run in C: no kernel here, or parameters that are not contiguous float32 CPU
+    tensors. Kept on the layer while its parameters stay the same tensors, so that a
+    call checks them once (their data pointers and dtypes), not at every sample."""
+    params = layer._parameters  # not Module.__getattr__: this runs at every call
+    tensors = (params["w_in"], params["trans"], params["w_out"], params.get("bias"))
+    key = tuple((0, None) if t is None else (t.data_ptr(), t.dtype) for t in tensors)
+    cached = layer.__dict__.get("_native_plan")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    lib, result = library(), None
+    if lib is not None and all(
+        t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+        for t in tensors
+        if t is not None
+    ):
+        dims_in, dims_out = layer.native_dims
+        ptrs = [dims_in.data_ptr(), dims_out.data_ptr()]
+        ptrs += [None if t is None else t.data_ptr() for t in tensors]
+        result = Plan(layer.n_stages, layer.m, layer.p, layer.d, *ptrs)
+        result.call = lib.sss_layer_forward_plan
+        result.out_features = layer.out_features
+        result.work_one = work_size(layer, 1)
+        result.work_per_sample = (
+            layer.in_features + layer.out_features + result.work_one
+        )
+    layer.__dict__["_native_plan"] = (key, result)
+    return result
+
+
+def run(prepared: Plan, u: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
+    """The kernel call for u (N, in) contiguous float32 on the CPU and a float32 work
+    buffer of at least ``work_floats(prepared, N)`` floats; unchecked (see forward)."""
+    N = u.shape[0]
+    y = torch.empty(N, prepared.out_features, dtype=torch.float32)
+    prepared.call(prepared, N, u.data_ptr(), y.data_ptr(), work.data_ptr())
+    return y
+
+
+def work_floats(prepared: Plan, N: int) -> int:
+    """``work_size`` from a plan."""
+    return prepared.work_one if N == 1 else prepared.work_per_sample * N
+
+
 def forward(layer, u: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
     """y = W̃u + b of ``layer`` (an SSSLayer with stages, float32 parameters on the CPU)
     for u (N, in) float32 on the CPU, without autograd; ``work`` is a float32 buffer of
     at least ``work_size(layer, N)`` floats."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"{PURPOSE} is not available here")
+    prepared = plan(layer)
+    if prepared is None:
+        raise RuntimeError(
+            f"{PURPOSE} needs the kernel and contiguous float32 CPU parameters"
+        )
     u = u.contiguous()
-    N = u.shape[0]
-    if work.numel() < work_size(layer, N):
-        raise ValueError("the work buffer is smaller than work_size(layer, N)")
-    w_in, trans, w_out = layer.w_in, layer.trans, layer.w_out
-    bias = layer.bias
-    for t in (w_in, trans, w_out) if bias is None else (w_in, trans, w_out, bias):
-        if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
-            raise ValueError(f"{PURPOSE} needs contiguous float32 CPU parameters")
-    dims_in, dims_out = layer.native_dims
-    y = torch.empty(N, layer.out_features, dtype=torch.float32)
-    lib.sss_layer_forward(
-        N,
-        layer.n_stages,
-        layer.m,
-        layer.p,
-        layer.d,
-        dims_in.data_ptr(),
-        dims_out.data_ptr(),
-        w_in.data_ptr(),
-        trans.data_ptr(),
-        w_out.data_ptr(),
-        None if bias is None else bias.data_ptr(),
-        u.data_ptr(),
-        y.data_ptr(),
-        work.data_ptr(),
-    )
-    return y
+    if u.dtype != torch.float32 or u.device.type != "cpu":
+        raise ValueError(f"{PURPOSE} needs float32 CPU inputs, got {u.dtype}")
+    if work.numel() < work_size(layer, u.shape[0]) or work.dtype != torch.float32:
+        raise ValueError("the work buffer is smaller than work_size(layer, N) floats")
+    return run(prepared, u, work)
 
 
 def work_size(layer, N: int) -> int:
