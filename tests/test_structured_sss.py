@@ -216,6 +216,46 @@ def test_uncapped_identification_keeps_the_numerical_rank_of_each_block():
         assert rel_err(found.to_dense(), exact) < ROUNDOFF
 
 
+@pytest.mark.parametrize("state_dim", [None, 3, 12])
+def test_compressed_hankel_sweep_matches_one_svd_per_block(state_dim):
+    # The default sweep factorises each Hankel block from the previous block's factors at its
+    # numerical rank: the same singular values (to round-off), state dimensions and error as
+    # one SVD per block, on blocks of full numerical rank and with empty and uneven stages.
+    rng = np.random.default_rng(14)
+    for shape, dims_in, dims_out in (
+        ((60, 90), stage_sizes(90, 7), stage_sizes(60, 7)),
+        ((9, 40), stage_sizes(40, 12), stage_sizes(9, 12)),  # empty output stages
+    ):
+        weight = rng.standard_normal(shape)
+        kw = dict(dims_in=dims_in, dims_out=dims_out)
+        full = identify_sss(weight, None, state_dim, hankel="full", **kw)
+        fast = identify_sss(weight, None, state_dim, **kw)
+        assert fast.causal_dims == full.causal_dims
+        assert fast.anticausal_dims == full.anticausal_dims
+        for a, b in zip(
+            fast.causal_hankel_sv + fast.anticausal_hankel_sv,
+            full.causal_hankel_sv + full.anticausal_hankel_sv,
+        ):
+            n = min(len(a), len(b))  # the sweep omits singular values that are zero
+            scale = b[0] if len(b) else 0.0
+            assert np.allclose(a[:n], b[:n], rtol=0, atol=1e-12 * scale)
+            assert np.all(b[n:] <= 1e-12 * scale)
+        err_full = rel_err(full.to_dense(), weight)
+        assert abs(rel_err(fast.to_dense(), weight) - err_full) < 1e-12
+        if state_dim is None:
+            assert err_full < ROUNDOFF
+    # An exactly SSS matrix: the sweep's blocks carry no round-off tail, so without a cap it
+    # finds the state dimension 5 everywhere (one SVD per block keeps a few round-off states).
+    _, exact = exact_sss(300, 300, 30, 5, seed=13)
+    fast = identify_sss(exact, 30, state_dim)
+    expected = 5 if state_dim is None else min(5, state_dim)
+    assert set(fast.causal_dims[1:-1] + fast.anticausal_dims[1:-1]) == {expected}
+    if expected == 5:
+        assert rel_err(fast.to_dense(), exact) < ROUNDOFF
+    with pytest.raises(ValueError, match="hankel"):
+        identify_sss(exact, 30, hankel="randomised")
+
+
 def test_spec_square_case_sss_recovers_low_rank_does_not():
     _, weight = exact_sss(300, 300, 30, 5, seed=3)
     share = 0.116  # B = 10,440 >= 10,400 = count(5): d = 5 fits

@@ -322,6 +322,35 @@ def _pinv_apply(pinv_data, rhs: np.ndarray) -> np.ndarray:
     return inv_root[:, None] * (u.T @ rhs)
 
 
+def _factorise_step(kept, new, new_first: bool, cap, eps, relative):
+    """One boundary of a sweep over the Hankel blocks, by compression: the block is
+    [kept | new] ([new | kept] when ``new_first``), where ``kept`` = U S of the previous
+    block's SVD restricted to this block's rows carries all the columns the two blocks
+    share. Since the previous right singular vectors are orthonormal, this small matrix
+    has the block's singular values and left singular vectors, and its right singular
+    vectors on ``new`` are the block's there. Returns the balanced left factor O, the
+    columns of R = √σ V_rᵀ that belong to ``new``, pinv data of O, all σ, and U S at
+    the numerical rank (the next step's ``kept``)."""
+    t = np.hstack((new, kept) if new_first else (kept, new))
+    if t.size == 0:
+        u, sv, vt = np.zeros((t.shape[0], 0)), np.zeros(0), np.zeros((0, t.shape[1]))
+    else:
+        u, sv, vt = _svd(t)
+    rank = numerical_rank(sv, eps, relative)
+    r = rank if cap is None else min(rank, cap)
+    root = np.sqrt(sv[:r])
+    inv_root = np.divide(1.0, root, out=np.zeros_like(root), where=root > 0)
+    m = new.shape[1]
+    cols = slice(0, m) if new_first else slice(t.shape[1] - m, t.shape[1])
+    return (
+        u[:, :r] * root,
+        root[:, None] * vt[:r, cols],
+        (u[:, :r], inv_root),
+        sv,
+        u[:, :rank] * sv[:rank],
+    )
+
+
 def identify_sss(
     weight,
     n_stages: int | None = None,
@@ -331,12 +360,22 @@ def identify_sss(
     dims_out=None,
     eps: float = DEFAULT_EPS,
     relative: bool = True,
+    hankel: str = "compressed",
 ) -> SSSRealisation:
     """Realise W as a K-stage SSS matrix with state dimensions min(d, numerical Hankel rank).
 
     Stages: near-equal splits for n_stages, or explicit dims_in/dims_out. state_dim=None: no cap.
     The diagonal blocks D_k are copied from W exactly.
+
+    ``hankel``: "full" takes one SVD of every Hankel block (as tvsclib does);
+    "compressed" (default) sweeps the boundaries and takes the SVD of each block from
+    the previous block's factors at its numerical rank plus the new stage's columns
+    (``_factorise_step``): the same singular values and factors up to what the rank
+    rule drops (at most eps of the singular-value mass) and round-off, at a cost that
+    grows with the numerical rank instead of the block size.
     """
+    if hankel not in ("compressed", "full"):
+        raise ValueError(f'hankel must be "compressed" or "full", got {hankel!r}')
     mat = as_matrix(weight)
     n_out, n_in = mat.shape
     if dims_in is None or dims_out is None:
@@ -362,10 +401,22 @@ def identify_sss(
 
     # Causal: H_b = O_b R_b for b = 1..K-1; O_b rows = outputs of stages b.., R_b cols = inputs of stages ..b-1.
     obs, con, pinv, csv = [None] * (K + 1), [None] * (K + 1), [None] * (K + 1), []
+    kept = np.zeros((n_out, 0))
     for b in range(1, K):
-        obs[b], con[b], pinv[b], sv = _factorise(
-            mat[cout[b] :, : cin[b]], state_dim, eps, relative
-        )
+        if hankel == "full":
+            obs[b], con[b], pinv[b], sv = _factorise(
+                mat[cout[b] :, : cin[b]], state_dim, eps, relative
+            )
+            con[b] = con[b][:, cin[b - 1] : cin[b]]  # the columns B reads
+        else:  # H_b = [H_{b-1} below stage b-1's rows | input stage b-1]
+            obs[b], con[b], pinv[b], sv, kept = _factorise_step(
+                kept[dims_out[b - 1] :],
+                mat[cout[b] :, cin[b - 1] : cin[b]],
+                False,
+                state_dim,
+                eps,
+                relative,
+            )
         csv.append(sv)
     r = [0] + [obs[b].shape[1] for b in range(1, K)] + [0]
     A, B, C = [], [], []
@@ -373,7 +424,7 @@ def identify_sss(
         m, p = dims_in[k], dims_out[k]
         C.append(obs[k][:p] if 0 < k else np.zeros((p, 0)))
         # R_{k+1}'s last column block belongs to input stage k (the one next to the boundary).
-        B.append(con[k + 1][:, cin[k] : cin[k + 1]] if k < K - 1 else np.zeros((0, m)))
+        B.append(con[k + 1] if k < K - 1 else np.zeros((0, m)))
         if 0 < k < K - 1:
             # Shift invariance: O_k without its first block row equals O_{k+1} A_k.
             A.append(_pinv_apply(pinv[k + 1], obs[k][p:]))
@@ -382,17 +433,30 @@ def identify_sss(
 
     # Anticausal: H'_b = O'_b R'_b; O'_b rows = outputs of stages ..b-1, R'_b cols = inputs of stages b...
     aobs, acon, apinv, asv = [None] * (K + 1), [None] * (K + 1), [None] * (K + 1), []
-    for b in range(1, K):
-        aobs[b], acon[b], apinv[b], sv = _factorise(
-            mat[: cout[b], cin[b] :], state_dim, eps, relative
-        )
+    kept = np.zeros((n_out, 0))
+    for b in range(K - 1, 0, -1):  # from the last boundary, so that rows drop off
+        if hankel == "full":
+            aobs[b], acon[b], apinv[b], sv = _factorise(
+                mat[: cout[b], cin[b] :], state_dim, eps, relative
+            )
+            acon[b] = acon[b][:, : dims_in[b]]  # the columns F reads
+        else:  # H'_b = [input stage b | H'_{b+1} above stage b's rows]
+            aobs[b], acon[b], apinv[b], sv, kept = _factorise_step(
+                kept[: cout[b]],
+                mat[: cout[b], cin[b] : cin[b + 1]],
+                True,
+                state_dim,
+                eps,
+                relative,
+            )
         asv.append(sv)
+    asv.reverse()
     s = [0] + [aobs[b].shape[1] for b in range(1, K)] + [0]
     E, F, G = [], [], []
     for k in range(K):
         m, p = dims_in[k], dims_out[k]
         G.append(aobs[k + 1][cout[k] : cout[k + 1]] if k < K - 1 else np.zeros((p, 0)))
-        F.append(acon[k][:, :m] if 0 < k else np.zeros((0, m)))
+        F.append(acon[k] if 0 < k else np.zeros((0, m)))
         if 0 < k < K - 1:
             # O'_{k+1} without its last block row (stage k) equals O'_k E_k.
             E.append(_pinv_apply(apinv[k], aobs[k + 1][: cout[k]]))
