@@ -27,7 +27,8 @@ STRUCTURED_TABLE_OUTPUTS = [
     for f in STRUCTURED["finetune_table"]["features"]
     for m in STRUCTURED_TABLE_METHODS
 ]
-# Feature set `small_cnn` (quick) or `<arch>/<subset>` (pretrained, paper scale) as NPZ.
+# Feature set `small_cnn` or `mnist_pairs` (quick) or `<arch>/<subset>` (pretrained, paper
+# scale) as NPZ.
 STRUCTURED_FEATURES = f"{STRUCTURED_DIR}/features/{{}}.npz"
 
 
@@ -76,6 +77,28 @@ rule structured_cnn_features:
         config=cfg("structured.cnn"),
     script:
         "../workflow/scripts/structured_cnn_features.py"
+
+
+rule structured_pair_features:
+    input:
+        features=rules.structured_cnn_features.output.npz,
+    output:
+        npz=STRUCTURED_FEATURES.format("mnist_pairs"),
+        record=f"{STRUCTURED_DIR}/features/mnist_pairs.record.json",
+    log:
+        logfile("structured_pair_features"),
+    benchmark:
+        benchfile("structured_pair_features")
+    conda:
+        "../envs/weightspace.yaml"
+    threads: config["threads"]
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        config=cfg("seed", "structured.cnn", "structured.pairs"),
+    script:
+        "../workflow/scripts/structured_pair_features.py"
 
 
 rule structured_pretrained_features:
@@ -334,7 +357,7 @@ rule structured_finetune_method:
         benchfile("structured_finetune_method", "{method}_{features}")
     wildcard_constraints:
         method="|".join(STRUCTURED_TABLE_METHODS),
-        features=r"small_cnn|[a-z0-9_]+/[A-Za-z0-9_]+",
+        features=r"small_cnn|mnist_pairs|[a-z0-9_]+/[A-Za-z0-9_]+",
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
