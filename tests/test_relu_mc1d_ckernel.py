@@ -29,6 +29,18 @@ def _assert_same(x, y):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
 
 
+@pytest.fixture(params=["avx512", "portable"])
+def c_path(request):
+    """The C kernel's AVX-512 path (vectorised steps and draws; skipped where the CPU lacks
+    it) and its portable path."""
+    vector = request.param == "avx512"
+    if vector and not ckernel.use_avx512(True):
+        pytest.skip("this CPU has no AVX-512F/DQ")
+    ckernel.use_avx512(vector)
+    yield request.param
+    ckernel.use_avx512(True)
+
+
 def _nets(n, m, seed):
     """Random nets whose kinks lie on both sides, in every gap and within 1e-9 of data points."""
     g = torch.Generator().manual_seed(seed)
@@ -51,8 +63,8 @@ def _classes(a, b):
     return set(zip((a > 0).flatten().tolist(), left.flatten().tolist()))
 
 
-@pytest.mark.parametrize("n,m", [(61, 16), (9, 64), (3, 5)])
-def test_c_steps_equal_scatter_steps(n, m):
+@pytest.mark.parametrize("n,m", [(61, 16), (9, 64), (3, 5), (6, 37), (5, 200)])
+def test_c_steps_equal_scatter_steps(n, m, c_path):
     a, b, c, w, p = _nets(n, m, seed=m)
     if m == 16:
         assert len(_classes(a, b)) == 14
@@ -74,7 +86,7 @@ def test_c_steps_equal_scatter_steps(n, m):
     assert not torch.equal(steppers["c"].params[0], a)
 
 
-def test_c_tracks_kinks_before_every_step():
+def test_c_tracks_kinks_before_every_step(c_path):
     a, b, c, w, p = _nets(30, 16, seed=6)
     b = b * 0.15
     y = crit.labels(0.0)
@@ -88,7 +100,7 @@ def test_c_tracks_kinks_before_every_step():
     torch.testing.assert_close(st.max_kink, expected, rtol=0, atol=0)
 
 
-def test_c_sgd_block_equals_scatter_steps():
+def test_c_sgd_block_equals_scatter_steps(c_path):
     n, m, k = 13, 16, 9
     a, b, c, w, p = _nets(n, m, seed=3)
     y = crit.labels(0.05)
@@ -108,19 +120,8 @@ def test_c_sgd_block_equals_scatter_steps():
         _assert_same(x, yy)
 
 
-@pytest.fixture(params=["avx512", "portable"])
-def draw_path(request):
-    """The C draws on AVX-512 (skipped where the CPU lacks it) and on the portable path."""
-    vector = request.param == "avx512"
-    if vector and not ckernel.use_avx512(True):
-        pytest.skip("this CPU has no AVX-512F/DQ")
-    ckernel.use_avx512(vector)
-    yield request.param
-    ckernel.use_avx512(True)
-
-
 @pytest.mark.parametrize("size", [16, 7, 21])
-def test_c_sgd_draws_equal_the_pytorch_minibatches(size, draw_path):
+def test_c_sgd_draws_equal_the_pytorch_minibatches(size, c_path):
     # 300 steps cross the C kernel's block of 256 drawn steps; ids with gaps, as after the chunk
     # drops finished nets; size 7 makes counts / size inexact, and 7 and 21 leave a partial
     # vector of draws.
@@ -167,7 +168,7 @@ def _same(r1, r2):
 
 @pytest.mark.parametrize("variant", sorted(_VARIANTS))
 @pytest.mark.parametrize("seed", [5, 11])
-def test_run_chunk_c_equals_scatter(variant, seed):
+def test_run_chunk_c_equals_scatter(variant, seed, c_path):
     cfg = _VARIANTS[variant]
     res = {
         k: run_chunk(
@@ -195,7 +196,7 @@ def test_auto_picks_c_on_cpu_for_float64():
     )
 
 
-def test_nan_inf_and_zero_weights_do_not_crash():
+def test_nan_inf_and_zero_weights_do_not_crash(c_path):
     n, m = 8, 16
     a, b, c, w, p = _nets(n, m, seed=4)
     a[1, 3] = float("nan")

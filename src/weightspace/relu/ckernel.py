@@ -317,8 +317,10 @@ def sgd_steps(
 
 
 def use_avx512(enable: bool | None = None) -> bool:
-    """Whether the SGD draws run on AVX-512 (same numbers as the portable path);
-    ``enable`` False forces the portable path, True turns AVX-512 on where the CPU has it."""
+    """Whether the C kernel runs its AVX-512 path (steps eight neurons per vector for nets
+    of width 16 and more, and the SGD draws; the same numbers as the portable path);
+    ``enable`` False forces the portable path, True turns AVX-512 on where the CPU has
+    AVX512F and AVX512DQ."""
     return bool(library().mc1d_use_avx512(-1 if enable is None else int(enable)))
 
 

@@ -24,7 +24,10 @@
    Where PyTorch evaluates addcmul as one fused multiply-add, `fused` selects fma() for the six
    multiply-adds above (f, r and the four of the update); otherwise they are a product and a sum.
    Nets are independent, so each group of GROUP nets runs all its steps before the next group
-   starts, with its bins in local arrays; the groups change no result. Build with -O2
+   starts, with its bins in local arrays; the groups change no result. Where the CPU has
+   AVX512F/DQ, nets of width >= VECTOR_MIN_WIDTH run the neuron passes eight neurons per vector
+   (vector_steps), lane for lane the same operations; only the per-bin sums stay scalar, in neuron
+   order. Build with -O2
    -ffp-contract=off and without -ffast-math. */
 
 #include <math.h>
@@ -64,6 +67,45 @@ KERNEL_INLINE unsigned kink_bin(double a, double k)
     uint64_t bits;
     memcpy(&bits, &u, sizeof bits);
     return (unsigned)(bits & 15u);
+}
+
+/* The per-net part of a step between the neuron passes: max |kink| e folded into (hi, lo), the
+   running sums over the bins of the per-bin sums ha, hb (in place), f at the points, the residuals
+   and their running sums into the 16-wide tables t0 (of x r) and t1 (of r), and c updated. */
+KERNEL_INLINE void net_tables(int fused, double e, double *restrict ha, double *restrict hb,
+                              const double *cf, const double *ny, const double *restrict x,
+                              double *hi, double *lo, double *cc, double *restrict t0,
+                              double *restrict t1)
+{
+    double ne = -e;
+    *hi = (e > *hi || e != e) ? e : *hi;
+    *lo = (ne < *lo || ne != ne) ? ne : *lo;
+    double sa = 0.0, sb = 0.0;
+    for (int k = 0; k < NBINS; k++) {
+        sa += ha[k];
+        sb += hb[k];
+        ha[k] = sa;
+        hb[k] = sb;
+    }
+    double acc0 = 0.0, acc1 = 0.0;
+    t0[0] = t1[0] = 0.0;
+    for (int j = 0; j < NPOINTS; j++) {
+        double fa = ha[8 + j] - ha[j];
+        double fb = hb[8 + j] - hb[j];
+        double f = mul_add(fused, fa, x[j], fb) + *cc;
+        double r = mul_add(fused, f, cf[j], ny[j]);
+        acc0 += r * x[j];
+        acc1 += r;
+        t0[1 + j] = acc0;
+        t1[1 + j] = acc1;
+    }
+    t0[7] = t1[7] = 0.0;
+    for (int k = 0; k <= NPOINTS; k++) {
+        t0[8 + k] = t0[6] - t0[k];
+        t1[8 + k] = t1[6] - t1[k];
+    }
+    t0[15] = t1[15] = 0.0;
+    *cc = *cc - t1[6];
 }
 
 /* `steps` steps of `group` consecutive nets (1 <= group <= GROUP) whose neuron loops are
@@ -110,41 +152,9 @@ KERNEL_INLINE void group_steps(int fused, int group, int64_t m, int64_t steps, d
         }
 
         double t0[GROUP][NBINS], t1[GROUP][NBINS];
-        for (int g = 0; g < group; g++) {
-            double e = ext[g], ne = -e;
-            hi[g] = (e > hi[g] || e != e) ? e : hi[g];
-            lo[g] = (ne < lo[g] || ne != ne) ? ne : lo[g];
-
-            /* Running sums over the bins, f at the points, residuals and their running sums. */
-            const double *cf = coef + g * coef_net + s * coef_step;
-            const double *ny = ncy + g * ncy_net + s * ncy_step;
-            double sa = 0.0, sb = 0.0;
-            for (int k = 0; k < NBINS; k++) {
-                sa += ha[g][k];
-                sb += hb[g][k];
-                ha[g][k] = sa;
-                hb[g][k] = sb;
-            }
-            double acc0 = 0.0, acc1 = 0.0;
-            t0[g][0] = t1[g][0] = 0.0;
-            for (int j = 0; j < NPOINTS; j++) {
-                double fa = ha[g][8 + j] - ha[g][j];
-                double fb = hb[g][8 + j] - hb[g][j];
-                double f = mul_add(fused, fa, x[j], fb) + cc[g];
-                double r = mul_add(fused, f, cf[j], ny[j]);
-                acc0 += r * x[j];
-                acc1 += r;
-                t0[g][1 + j] = acc0;
-                t1[g][1 + j] = acc1;
-            }
-            t0[g][7] = t1[g][7] = 0.0;
-            for (int k = 0; k <= NPOINTS; k++) {
-                t0[g][8 + k] = t0[g][6] - t0[g][k];
-                t1[g][8 + k] = t1[g][6] - t1[g][k];
-            }
-            t0[g][15] = t1[g][15] = 0.0;
-            cc[g] = cc[g] - t1[g][6];
-        }
+        for (int g = 0; g < group; g++)
+            net_tables(fused, ext[g], ha[g], hb[g], coef + g * coef_net + s * coef_step,
+                       ncy + g * ncy_net + s * ncy_step, x, &hi[g], &lo[g], &cc[g], t0[g], t1[g]);
 
         /* Simultaneous update at the old parameters. */
         for (int g = 0; g < group; g++) {
@@ -168,23 +178,207 @@ KERNEL_INLINE void group_steps(int fused, int group, int64_t m, int64_t steps, d
     }
 }
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512 1
+#define AVX512_STEP __attribute__((target("avx512f,avx512dq")))
+
+static int use_avx512 = -1; /* -1: not yet asked */
+
+/* Nets at least this wide take the vectorised step (narrower ones interleave GROUP nets). */
+#define VECTOR_MIN_WIDTH 16
+
+AVX512_STEP static inline __m512d vmul_add(int fused, __m512d x, __m512d y, __m512d z)
+{
+    return fused ? _mm512_fmadd_pd(x, y, z) : _mm512_add_pd(z, _mm512_mul_pd(x, y));
+}
+
+/* `steps` steps of `group` consecutive nets with eight neurons per vector: the same operations as
+   group_steps, lane by lane (kinks, bins, products w a and w b, and the update, whose bin tables
+   are looked up by a two-register permute). The per-bin sums stay scalar loops in neuron order, so
+   that every bin sums the same products in the same order; the nets' loops are interleaved, so
+   that their chains of additions overlap. `bins` holds group (m + 8) bytes, `wa` and `wb` group m
+   doubles each. */
+AVX512_STEP static inline void vector_steps(int fused, int group, int64_t m, int64_t steps,
+                                            double *restrict a, double *restrict b,
+                                            double *restrict w, double *c, const double *coef,
+                                            int64_t coef_net, int64_t coef_step,
+                                            const double *ncy, int64_t ncy_net, int64_t ncy_step,
+                                            const double *restrict x, double *vmax, double *vmin,
+                                            unsigned char *restrict bins, double *restrict wa,
+                                            double *restrict wb)
+{
+    const __m512d zero = _mm512_setzero_pd(), sign_bit = _mm512_set1_pd(-0.0);
+    const __m512d half = _mm512_set1_pd(0.5), mhalf = _mm512_set1_pd(-0.5);
+    const __m512d three = _mm512_set1_pd(3.0), mthree = _mm512_set1_pd(-3.0);
+    const __m512d one = _mm512_set1_pd(1.0), mone = _mm512_set1_pd(-1.0);
+    const __m512d four = _mm512_set1_pd(4.0), offset = _mm512_set1_pd(7.0 + ROUND_MAGIC);
+    const __m512i low_bits = _mm512_set1_epi64(15);
+    const int64_t pad = m + 8;
+    double hi[GROUP], lo[GROUP], cc[GROUP], ext[GROUP];
+    for (int g = 0; g < group; g++) {
+        hi[g] = vmax[g];
+        lo[g] = vmin[g];
+        cc[g] = c[g];
+    }
+    for (int64_t s = 0; s < steps; s++) {
+        for (int g = 0; g < group; g++) {
+            const double *ag = a + g * m, *bg = b + g * m, *wg = w + g * m;
+            __m512d top = mone;
+            for (int64_t i = 0; i < m; i += 8) {
+                const __mmask8 live = m - i >= 8 ? 0xFF : (__mmask8)((1u << (m - i)) - 1u);
+                __m512d ai = _mm512_maskz_loadu_pd(live, ag + i);
+                __m512d bi = _mm512_maskz_loadu_pd(live, bg + i);
+                __m512d wi = _mm512_maskz_loadu_pd(live, wg + i);
+                __m512d k = _mm512_div_pd(_mm512_xor_pd(bi, sign_bit), ai);
+                __m512d v = _mm512_andnot_pd(sign_bit, k);
+                __mmask8 take = _mm512_mask_cmp_pd_mask(live, v, top, _CMP_GT_OQ) |
+                                _mm512_mask_cmp_pd_mask(live, v, v, _CMP_UNORD_Q);
+                top = _mm512_mask_blend_pd(take, top, v);
+                __m512d t = _mm512_mul_pd(k, zero);
+                t = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(k, mhalf, _CMP_LT_OQ), t,
+                                         _mm512_add_pd(k, half));
+                t = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(k, half, _CMP_GT_OQ), t,
+                                         _mm512_sub_pd(k, half));
+                __m512d r =
+                    _mm512_mask_blend_pd(_mm512_cmp_pd_mask(t, three, _CMP_GT_OQ), t, three);
+                r = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(t, mthree, _CMP_LT_OQ), r, mthree);
+                __m512d sign =
+                    _mm512_mask_blend_pd(_mm512_cmp_pd_mask(ai, zero, _CMP_GT_OQ), zero, one);
+                sign = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(ai, zero, _CMP_LT_OQ), sign, mone);
+                __m512d u = _mm512_add_pd(_mm512_add_pd(r, _mm512_mul_pd(four, sign)), offset);
+                __m512i bin = _mm512_and_si512(_mm512_castpd_si512(u), low_bits);
+                _mm512_mask_cvtepi64_storeu_epi8(bins + g * pad + i, live, bin);
+                _mm512_mask_storeu_pd(wa + g * m + i, live, _mm512_mul_pd(wi, ai));
+                _mm512_mask_storeu_pd(wb + g * m + i, live, _mm512_mul_pd(wi, bi));
+            }
+            double lanes[8], e = -1.0;
+            _mm512_storeu_pd(lanes, top);
+            for (int l = 0; l < 8; l++)
+                e = (lanes[l] > e || lanes[l] != lanes[l]) ? lanes[l] : e;
+            ext[g] = e;
+        }
+
+        double ha[GROUP][NBINS], hb[GROUP][NBINS], t0[GROUP][NBINS], t1[GROUP][NBINS];
+        for (int g = 0; g < group; g++)
+            for (int k = 0; k < NBINS; k++)
+                ha[g][k] = hb[g][k] = 0.0;
+        for (int64_t i = 0; i < m; i++)
+            for (int g = 0; g < group; g++) {
+                unsigned bn = bins[g * pad + i];
+                ha[g][bn] += wa[g * m + i];
+                hb[g][bn] += wb[g * m + i];
+            }
+        for (int g = 0; g < group; g++)
+            net_tables(fused, ext[g], ha[g], hb[g], coef + g * coef_net + s * coef_step,
+                       ncy + g * ncy_net + s * ncy_step, x, &hi[g], &lo[g], &cc[g], t0[g], t1[g]);
+
+        for (int g = 0; g < group; g++) {
+            double *ag = a + g * m, *bg = b + g * m, *wg = w + g * m;
+            const __m512d s1lo = _mm512_loadu_pd(t0[g]), s1hi = _mm512_loadu_pd(t0[g] + 8);
+            const __m512d s0lo = _mm512_loadu_pd(t1[g]), s0hi = _mm512_loadu_pd(t1[g] + 8);
+            for (int64_t i = 0; i < m; i += 8) {
+                const __mmask8 live = m - i >= 8 ? 0xFF : (__mmask8)((1u << (m - i)) - 1u);
+                __m512i idx =
+                    _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(bins + g * pad + i)));
+                __m512d g1 = _mm512_permutex2var_pd(s1lo, idx, s1hi);
+                __m512d g0 = _mm512_permutex2var_pd(s0lo, idx, s0hi);
+                __m512d ai = _mm512_maskz_loadu_pd(live, ag + i);
+                __m512d bi = _mm512_maskz_loadu_pd(live, bg + i);
+                __m512d wi = _mm512_maskz_loadu_pd(live, wg + i);
+                __m512d nw = vmul_add(fused, _mm512_xor_pd(ai, sign_bit), g1, wi);
+                _mm512_mask_storeu_pd(wg + i, live,
+                                      vmul_add(fused, _mm512_xor_pd(bi, sign_bit), g0, nw));
+                __m512d nwi = _mm512_xor_pd(wi, sign_bit);
+                _mm512_mask_storeu_pd(ag + i, live, vmul_add(fused, nwi, g1, ai));
+                _mm512_mask_storeu_pd(bg + i, live, vmul_add(fused, nwi, g0, bi));
+            }
+        }
+    }
+    for (int g = 0; g < group; g++) {
+        vmax[g] = hi[g];
+        vmin[g] = lo[g];
+        c[g] = cc[g];
+    }
+}
+
+#define VECTOR_STEPS_ARGS                                                                      \
+    int group, int64_t m, int64_t steps, double *a, double *b, double *w, double *c,           \
+        const double *coef, int64_t coef_net, int64_t coef_step, const double *ncy,            \
+        int64_t ncy_net, int64_t ncy_step, const double *x, double *vmax, double *vmin,        \
+        unsigned char *bins, double *wa, double *wb
+#define VECTOR_STEPS_CALL(FUSED)                                                               \
+    vector_steps(FUSED, group, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net,  \
+                 ncy_step, x, vmax, vmin, bins, wa, wb)
+
+AVX512_STEP static void vector_steps_fused(VECTOR_STEPS_ARGS) { VECTOR_STEPS_CALL(1); }
+
+AVX512_STEP static void vector_steps_separate(VECTOR_STEPS_ARGS) { VECTOR_STEPS_CALL(0); }
+#else
+static int use_avx512 = 0;
+#define VECTOR_MIN_WIDTH INT64_MAX
+#endif
+
+/* Whether the kernel uses AVX-512 (the vectorised step and the SGD draws): `enable` 0 turns it
+   off (for tests that compare the paths), 1 on where the CPU has AVX512F and AVX512DQ, -1 only
+   asks. */
+int mc1d_use_avx512(int enable)
+{
+#ifdef HAVE_AVX512
+    if (enable >= 0 || use_avx512 < 0)
+        use_avx512 = enable != 0 && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq");
+    return use_avx512;
+#else
+    (void)enable;
+    return 0;
+#endif
+}
+
+/* `steps` steps of nets [i, i + group): the vectorised step where chosen. */
+KERNEL_INLINE void block_steps(int fused, int vector, int group, int64_t m, int64_t steps,
+                               double *a, double *b, double *w, double *c, const double *coef,
+                               int64_t coef_net, int64_t coef_step, const double *ncy,
+                               int64_t ncy_net, int64_t ncy_step, const double *x, double *vmax,
+                               double *vmin, unsigned char *bins, double *scratch)
+{
+#ifdef HAVE_AVX512
+    if (vector) {
+        (fused ? vector_steps_fused : vector_steps_separate)(
+            group, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net, ncy_step, x,
+            vmax, vmin, bins, scratch, scratch + GROUP * m);
+        return;
+    }
+#endif
+    (void)vector;
+    (void)scratch;
+    group_steps(fused, group, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net,
+                ncy_step, x, vmax, vmin, bins);
+}
+
+/* Whether nets of width m take the vectorised step. */
+static int vector_width(int64_t m)
+{
+    return m >= VECTOR_MIN_WIDTH && (use_avx512 > 0 || (use_avx512 < 0 && mc1d_use_avx512(1)));
+}
+
 #define NET_LOOP(FUSED)                                                                        \
     do {                                                                                       \
+        const int vector = vector_width(m);                                                    \
         int64_t i = 0;                                                                         \
-        for (; m <= GROUP_MAX_WIDTH && i + GROUP <= n; i += GROUP)                             \
-            group_steps(FUSED, GROUP, m, steps, a + i * m, b + i * m, w + i * m, c + i,        \
+        while (i < n) {                                                                        \
+            int group = ((vector || m <= GROUP_MAX_WIDTH) && i + GROUP <= n) ? GROUP : 1;      \
+            block_steps(FUSED, vector, group, m, steps, a + i * m, b + i * m, w + i * m, c + i, \
                         coef + i * coef_net, coef_net, coef_step, ncy + i * ncy_net, ncy_net,  \
-                        ncy_step, x, vmax + i, vmin + i, bins);                                \
-        for (; i < n; i++)                                                                     \
-            group_steps(FUSED, 1, m, steps, a + i * m, b + i * m, w + i * m, c + i,            \
-                        coef + i * coef_net, coef_net, coef_step, ncy + i * ncy_net, ncy_net,  \
-                        ncy_step, x, vmax + i, vmin + i, bins);                                \
+                        ncy_step, x, vmax + i, vmin + i, bins, scratch);                       \
+            i += group;                                                                        \
+        }                                                                                      \
     } while (0)
 
 static void run_separate(int64_t n, int64_t m, int64_t steps, double *a, double *b, double *w,
                          double *c, const double *coef, int64_t coef_net, int64_t coef_step,
                          const double *ncy, int64_t ncy_net, int64_t ncy_step, const double *x,
-                         double *vmax, double *vmin, unsigned char *bins)
+                         double *vmax, double *vmin, unsigned char *bins, double *scratch)
 {
     NET_LOOP(0);
 }
@@ -193,7 +387,7 @@ FMA_TARGET static void run_fused(int64_t n, int64_t m, int64_t steps, double *a,
                                  double *w, double *c, const double *coef, int64_t coef_net,
                                  int64_t coef_step, const double *ncy, int64_t ncy_net,
                                  int64_t ncy_step, const double *x, double *vmax, double *vmin,
-                                 unsigned char *bins)
+                                 unsigned char *bins, double *scratch)
 {
     NET_LOOP(1);
 }
@@ -206,16 +400,21 @@ int mc1d_gd_steps(int64_t n, int64_t m, int64_t steps, double *a, double *b, dou
 {
     if (n <= 0 || m <= 0 || steps <= 0)
         return 0;
-    unsigned char *bins = malloc((size_t)m * GROUP);
-    if (bins == NULL)
+    unsigned char *bins = malloc((size_t)(m + 8) * GROUP);
+    double *scratch = malloc(sizeof(double) * 2 * GROUP * (size_t)m);
+    if (bins == NULL || scratch == NULL) {
+        free(bins);
+        free(scratch);
         return 1;
+    }
     if (fused)
         run_fused(n, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net, ncy_step, x,
-                  vmax, vmin, bins);
+                  vmax, vmin, bins, scratch);
     else
         run_separate(n, m, steps, a, b, w, c, coef, coef_net, coef_step, ncy, ncy_net, ncy_step,
-                     x, vmax, vmin, bins);
+                     x, vmax, vmin, bins, scratch);
     free(bins);
+    free(scratch);
     return 0;
 }
 
@@ -255,9 +454,7 @@ KERNEL_INLINE void count_draws(uint64_t key, uint64_t base, int64_t size, const 
     n[NPOINTS - 1] = above[NPOINTS - 2];
 }
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#include <immintrin.h>
-#define HAVE_AVX512_DRAWS 1
+#ifdef HAVE_AVX512
 #define AVX512_DRAWS __attribute__((target("avx512f,avx512dq,popcnt")))
 
 /* The same counts, eight draws per vector (64-bit multiplies and conversions of AVX512DQ). */
@@ -290,28 +487,11 @@ AVX512_DRAWS static void count_draws_avx512(uint64_t key, uint64_t base, int64_t
 }
 #endif
 
-static int use_avx512 = -1; /* -1: not yet asked */
-
-/* Whether the draws use AVX-512: `enable` 0 turns it off (for tests that compare the paths), 1 on
-   where the CPU has it, -1 only asks. */
-int mc1d_use_avx512(int enable)
-{
-#ifdef HAVE_AVX512_DRAWS
-    if (enable >= 0 || use_avx512 < 0)
-        use_avx512 = enable != 0 && __builtin_cpu_supports("avx512f") &&
-                     __builtin_cpu_supports("avx512dq");
-    return use_avx512;
-#else
-    (void)enable;
-    return 0;
-#endif
-}
-
 static void draw_coefficients(int group, int64_t s0, int64_t steps, int64_t size, uint64_t key,
                               const int64_t *ids, const double *p, const double *h,
                               const double *y, double *coef, double *ncy)
 {
-#ifdef HAVE_AVX512_DRAWS
+#ifdef HAVE_AVX512
     int vector = use_avx512 > 0 || (use_avx512 < 0 && mc1d_use_avx512(1));
 #endif
     for (int g = 0; g < group; g++) {
@@ -326,7 +506,7 @@ static void draw_coefficients(int group, int64_t s0, int64_t steps, int64_t size
         for (int64_t s = 0; s < steps; s++) {
             int64_t counts[NPOINTS];
             uint64_t base = net | ((uint64_t)(s0 + s) << 16);
-#ifdef HAVE_AVX512_DRAWS
+#ifdef HAVE_AVX512
             if (vector)
                 count_draws_avx512(key, base, size, cdf, counts);
             else
@@ -345,16 +525,17 @@ static void draw_coefficients(int group, int64_t s0, int64_t steps, int64_t size
 
 #define SGD_LOOP(FUSED)                                                                        \
     do {                                                                                       \
+        const int vector = vector_width(m);                                                    \
         int64_t i = 0;                                                                         \
         while (i < n) {                                                                        \
-            int group = (m <= GROUP_MAX_WIDTH && i + GROUP <= n) ? GROUP : 1;                  \
+            int group = ((vector || m <= GROUP_MAX_WIDTH) && i + GROUP <= n) ? GROUP : 1;      \
             for (int64_t s0 = 0; s0 < steps; s0 += DRAW_BLOCK) {                               \
                 int64_t k = steps - s0 < DRAW_BLOCK ? steps - s0 : DRAW_BLOCK;                 \
                 draw_coefficients(group, s0, k, size, key, ids + i, p + i * NPOINTS, h + i, y, \
                                   coef, ncy);                                                  \
-                group_steps(FUSED, group, m, k, a + i * m, b + i * m, w + i * m, c + i, coef,  \
-                            k * NPOINTS, NPOINTS, ncy, k * NPOINTS, NPOINTS, x, vmax + i,      \
-                            vmin + i, bins);                                                   \
+                block_steps(FUSED, vector, group, m, k, a + i * m, b + i * m, w + i * m,       \
+                            c + i, coef, k * NPOINTS, NPOINTS, ncy, k * NPOINTS, NPOINTS, x,   \
+                            vmax + i, vmin + i, bins, scratch);                                \
             }                                                                                  \
             i += group;                                                                        \
         }                                                                                      \
@@ -364,7 +545,7 @@ static void sgd_separate(int64_t n, int64_t m, int64_t steps, double *a, double 
                          double *c, const double *p, const double *h, const double *y,
                          const int64_t *ids, uint64_t key, int64_t size, const double *x,
                          double *vmax, double *vmin, unsigned char *bins, double *coef,
-                         double *ncy)
+                         double *ncy, double *scratch)
 {
     SGD_LOOP(0);
 }
@@ -373,7 +554,8 @@ FMA_TARGET static void sgd_fused(int64_t n, int64_t m, int64_t steps, double *a,
                                  double *w, double *c, const double *p, const double *h,
                                  const double *y, const int64_t *ids, uint64_t key, int64_t size,
                                  const double *x, double *vmax, double *vmin,
-                                 unsigned char *bins, double *coef, double *ncy)
+                                 unsigned char *bins, double *coef, double *ncy,
+                                 double *scratch)
 {
     SGD_LOOP(1);
 }
@@ -392,20 +574,21 @@ int mc1d_sgd_steps(int64_t n, int64_t m, int64_t steps, double *a, double *b, do
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= ((int64_t)1 << 24))
             return 2;
-    unsigned char *bins = malloc((size_t)m * GROUP);
-    double *coef = malloc(sizeof(double) * 2 * GROUP * DRAW_BLOCK * NPOINTS);
+    unsigned char *bins = malloc((size_t)(m + 8) * GROUP);
+    double *coef = malloc(sizeof(double) * 2 * GROUP * (DRAW_BLOCK * NPOINTS + (size_t)m));
     if (bins == NULL || coef == NULL) {
         free(bins);
         free(coef);
         return 1;
     }
     double *ncy = coef + GROUP * DRAW_BLOCK * NPOINTS;
+    double *scratch = ncy + GROUP * DRAW_BLOCK * NPOINTS;
     if (fused)
         sgd_fused(n, m, steps, a, b, w, c, p, h, y, ids, key, size, x, vmax, vmin, bins, coef,
-                  ncy);
+                  ncy, scratch);
     else
         sgd_separate(n, m, steps, a, b, w, c, p, h, y, ids, key, size, x, vmax, vmin, bins,
-                     coef, ncy);
+                     coef, ncy, scratch);
     free(bins);
     free(coef);
     return 0;
