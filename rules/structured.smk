@@ -43,6 +43,8 @@ rule structured_train_cnn:
         logfile("structured_train_cnn"),
     benchmark:
         benchfile("structured_train_cnn")
+    # the quick run's longest chain (CNN, features, pairs, PSM): start it first
+    priority: 50
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -67,6 +69,7 @@ rule structured_cnn_features:
         logfile("structured_cnn_features"),
     benchmark:
         benchfile("structured_cnn_features")
+    priority: 50
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -89,6 +92,7 @@ rule structured_pair_features:
         logfile("structured_pair_features"),
     benchmark:
         benchfile("structured_pair_features")
+    priority: 50
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
@@ -249,6 +253,7 @@ rule structured_approximation:
         benchfile("structured_approximation", "{method}")
     wildcard_constraints:
         method="|".join(STRUCTURED_APPROX_METHODS),
+    priority: 50
     conda:
         "../envs/weightspace.yaml"
     threads: config["threads"]
