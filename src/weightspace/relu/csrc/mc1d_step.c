@@ -356,6 +356,12 @@ KERNEL_INLINE void block_steps(int fused, int vector, int group, int64_t m, int6
                 ncy_step, x, vmax, vmin, bins);
 }
 
+/* How many of the `left` remaining nets of width m the next block interleaves. */
+static int group_size(int vector, int64_t m, int64_t left)
+{
+    return ((vector || m <= GROUP_MAX_WIDTH) && left >= GROUP) ? GROUP : 1;
+}
+
 /* Whether nets of width m take the vectorised step. */
 static int vector_width(int64_t m)
 {
@@ -367,7 +373,7 @@ static int vector_width(int64_t m)
         const int vector = vector_width(m);                                                    \
         int64_t i = 0;                                                                         \
         while (i < n) {                                                                        \
-            int group = ((vector || m <= GROUP_MAX_WIDTH) && i + GROUP <= n) ? GROUP : 1;      \
+            int group = group_size(vector, m, n - i);                                         \
             block_steps(FUSED, vector, group, m, steps, a + i * m, b + i * m, w + i * m, c + i, \
                         coef + i * coef_net, coef_net, coef_step, ncy + i * ncy_net, ncy_net,  \
                         ncy_step, x, vmax + i, vmin + i, bins, scratch);                       \
@@ -528,7 +534,7 @@ static void draw_coefficients(int group, int64_t s0, int64_t steps, int64_t size
         const int vector = vector_width(m);                                                    \
         int64_t i = 0;                                                                         \
         while (i < n) {                                                                        \
-            int group = ((vector || m <= GROUP_MAX_WIDTH) && i + GROUP <= n) ? GROUP : 1;      \
+            int group = group_size(vector, m, n - i);                                         \
             for (int64_t s0 = 0; s0 < steps; s0 += DRAW_BLOCK) {                               \
                 int64_t k = steps - s0 < DRAW_BLOCK ? steps - s0 : DRAW_BLOCK;                 \
                 draw_coefficients(group, s0, k, size, key, ids + i, p + i * NPOINTS, h + i, y, \

@@ -119,8 +119,6 @@ def run_chunk(
             kern, kern_n = _make_kernel(kernel_name, n, width, device, dtype), n
         nets = _Nets(live["a"], live["b"], live["c"], live["w"])
         h, p = live["h"], live["weights"]
-        coef = p * h.unsqueeze(1)
-        ncy = -coef * y
         key = draw_key(gen) if stochastic else None
         if config.optimizer == "adam":  # Adam takes its step size in the update
             batches = minibatch_frequencies(
@@ -146,8 +144,9 @@ def run_chunk(
                 live["hi"],
                 live["lo"],
             )
-        else:
-            kern.gd_steps(nets, coef, ncy, live["hi"], live["lo"], K)
+        else:  # full-batch GD: the step size goes into the coefficients
+            coef = p * h.unsqueeze(1)
+            kern.gd_steps(nets, coef, -coef * y, live["hi"], live["lo"], K)
         # The kernel tracks the kinks before each step; fold in the parameters after the last one.
         kern.track(nets.a, nets.b, live["hi"], live["lo"])
         live.update(a=nets.a, b=nets.b, c=nets.c, w=nets.w)

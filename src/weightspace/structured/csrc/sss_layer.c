@@ -17,7 +17,7 @@
  *
  * A single sample runs with the feature dimensions innermost instead, as vector-matrix
  * products whose sums stay in AVX-512 registers where the CPU has them. `work` holds
- * (cols + K*W + rows + 2d) * N floats (sss_native.work_size).
+ * (cols + K*W + rows + 2d) * N floats (sss_native.work_floats).
  */
 #include <stdint.h>
 #include <string.h>

@@ -64,8 +64,6 @@ def library() -> ctypes.CDLL | None:
         _LIBRARIES[directory] = None
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.sss_layer_forward.argtypes = [i64] * 5 + [ptr] * 9
-    lib.sss_layer_forward.restype = None
     lib.sss_layer_forward_plan.argtypes = [ctypes.POINTER(Plan), i64, ptr, ptr, ptr]
     lib.sss_layer_forward_plan.restype = None
     lib.sss_layer_use_avx512.argtypes = [ctypes.c_int]
@@ -112,7 +110,8 @@ def plan(layer) -> Plan | None:
         result = Plan(layer.n_stages, layer.m, layer.p, layer.d, *ptrs)
         result.call = lib.sss_layer_forward_plan
         result.out_features = layer.out_features
-        result.work_one = work_size(layer, 1)
+        # work floats: one sample needs no transposed copies of input and output
+        result.work_one = layer.n_stages * (layer.p + 2 * layer.d) + 2 * layer.d
         result.work_per_sample = (
             layer.in_features + layer.out_features + result.work_one
         )
@@ -122,7 +121,8 @@ def plan(layer) -> Plan | None:
 
 def run(prepared: Plan, u: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
     """The kernel call for u (N, in) contiguous float32 on the CPU and a float32 work
-    buffer of at least ``work_floats(prepared, N)`` floats; unchecked (see forward)."""
+    buffer of at least ``work_floats(prepared, N)`` floats; unchecked: the layer
+    checks the input and ``plan`` the parameters."""
     N = u.shape[0]
     y = torch.empty(N, prepared.out_features, dtype=torch.float32)
     prepared.call(prepared, N, u.data_ptr(), y.data_ptr(), work.data_ptr())
@@ -130,31 +130,5 @@ def run(prepared: Plan, u: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
 
 
 def work_floats(prepared: Plan, N: int) -> int:
-    """``work_size`` from a plan."""
+    """Floats of work memory for a batch of N."""
     return prepared.work_one if N == 1 else prepared.work_per_sample * N
-
-
-def forward(layer, u: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
-    """y = W̃u + b of ``layer`` (an SSSLayer with stages, float32 parameters on the CPU)
-    for u (N, in) float32 on the CPU, without autograd; ``work`` is a float32 buffer of
-    at least ``work_size(layer, N)`` floats."""
-    prepared = plan(layer)
-    if prepared is None:
-        raise RuntimeError(
-            f"{PURPOSE} needs the kernel and contiguous float32 CPU parameters"
-        )
-    u = u.contiguous()
-    if u.dtype != torch.float32 or u.device.type != "cpu":
-        raise ValueError(f"{PURPOSE} needs float32 CPU inputs, got {u.dtype}")
-    if work.numel() < work_size(layer, u.shape[0]) or work.dtype != torch.float32:
-        raise ValueError("the work buffer is smaller than work_size(layer, N) floats")
-    return run(prepared, u, work)
-
-
-def work_size(layer, N: int) -> int:
-    """Floats of work memory for a batch of N (a single sample needs no transposed
-    copies)."""
-    per_sample = layer.n_stages * (layer.p + 2 * layer.d) + 2 * layer.d
-    if N == 1:
-        return per_sample
-    return (layer.in_features + layer.out_features + per_sample) * N
