@@ -89,7 +89,16 @@ rule credit_tabulate_rules:
         runtime=10,
         mem_mb=1000,
     params:
-        config=cfg("scale", "credit.dataset", "credit.table_rules"),
+        config=cfg(
+            "scale",
+            "credit.dataset",
+            "credit.epochs",
+            "credit.learning_rate",
+            "credit.lr_drop_epochs",
+            "credit.alignment",
+            "credit.model_settings",
+            "credit.table_rules",
+        ),
     script:
         "../workflow/scripts/credit_tabulate_rules.py"
 
@@ -120,7 +129,9 @@ rule credit_plot_alignment:
         runtime=10,
         mem_mb=2000,
     params:
-        config=cfg("credit.fig_alignment", "credit.table_rules"),
+        config=cfg(
+            "credit.fig_alignment", "credit.table_rules", "credit.model_settings"
+        ),
     script:
         "../workflow/scripts/credit_plot_alignment.py"
 

@@ -509,6 +509,20 @@ def test_learning_rate_warmup_and_steps():
     assert learning_rate(45, 0.1, **offset) == pytest.approx(0.01)
 
 
+def test_learning_rate_drops_of_a_constant_rate():
+    drops = {"drop_epochs": (4, 5)}
+    assert learning_rate(3.99, 0.1, **drops) == pytest.approx(0.1)
+    assert learning_rate(4.0, 0.1, **drops) == pytest.approx(0.01)
+    assert learning_rate(5.5, 0.1, **drops) == pytest.approx(1e-3)
+    # alternating one alignment step per task step doubles the epochs of the run
+    assert learning_rate(7.9, 0.1, alternate_step_freq=1, **drops) == pytest.approx(0.1)
+    assert learning_rate(8.0, 0.1, alternate_step_freq=1, **drops) == pytest.approx(
+        0.01
+    )
+    with pytest.raises(ValueError, match="drop_epochs go with constant_lr"):
+        learning_rate(1, 0.1, constant_lr=False, **drops)
+
+
 # --- noisy updates ------------------------------------------------------------------
 
 

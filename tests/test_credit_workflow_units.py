@@ -16,10 +16,16 @@ import torch
 from PIL import Image
 
 from weightspace.credit.config import check
-from weightspace.credit.datasets import ImageFolderData, TensorData, load_mnist_subset
+from weightspace.credit.datasets import (
+    ImageFolderData,
+    TensorData,
+    load_mnist_subset,
+    pool_images,
+)
 from weightspace.credit.jobs import (
     all_jobs,
     check_imagenet_job_inputs,
+    table_seeds,
     target_jobs,
     train_job_config,
 )
@@ -86,7 +92,7 @@ def test_quick_plan_groups_a_cell_and_shares_the_noiseless_runs():
     config = _config("quick")
     table = target_jobs(config, "table_rules")
     noise = target_jobs(config, "fig_noise")
-    assert [j[1:3] for j in table] == [("mlp", "0")]
+    assert [j[1:3] for j in table] == [("mlp", "0"), ("resnet_v1_tiny", "0")]
     assert [j[2] for j in noise] == ["0", "0.01", "0.1", "1"]
     assert noise[0] == table[0]  # the noise figure's variance 0 is the table's job
     assert set(target_jobs(config, "fig_alignment")) <= set(table)
@@ -99,6 +105,57 @@ def test_quick_plan_groups_a_cell_and_shares_the_noiseless_runs():
     ]
     noisy = train_job_config(config, *noise[1])
     assert noisy["noise"] == {"variance": 0.01, "distribution": "normal"}
+
+
+def test_a_model_setting_changes_only_that_models_runs():
+    config = _config("quick")
+    mlp_job, resnet_job = target_jobs(config, "table_rules")
+    mlp, resnet = (train_job_config(config, *job) for job in (mlp_job, resnet_job))
+    credit = config["credit"]
+    own = credit["model_settings"]["resnet_v1_tiny"]
+    assert (mlp["input_pool"], mlp["epochs"]) == (1, credit["epochs"])
+    assert mlp["protocol"]["learning_rate"] == credit["learning_rate"]
+    assert (
+        mlp["alignment"]["coefficient_scale"]
+        == credit["alignment"]["coefficient_scale"]
+    )
+    assert (resnet["input_pool"], resnet["epochs"]) == (
+        own["input_pool"],
+        own["epochs"],
+    )
+    assert resnet["protocol"]["learning_rate"] == own["learning_rate"]
+    assert resnet["protocol"]["lr_drop_epochs"] == own["lr_drop_epochs"]
+    assert mlp["protocol"]["lr_drop_epochs"] == credit["lr_drop_epochs"] == []
+    # the model's own coefficients replace the config's list for its runs
+    assert set(resnet["alignment"]["coefficients"]) == {"activation", "information"}
+    assert mlp["alignment"]["coefficients"] == {}
+    # its own seed count: the table's 8 variants once
+    assert table_seeds(credit) == {"mlp": 2, "resnet_v1_tiny": own["table_seeds"]}
+    assert len(resnet["runs"]) == 8 * own["table_seeds"]
+    changed = copy.deepcopy(config)
+    changed["credit"]["model_settings"]["resnet_v1_tiny"]["learning_rate"] = 0.5
+    assert train_job_config(changed, *mlp_job) == mlp
+    assert train_job_config(changed, *resnet_job)["protocol"]["learning_rate"] == 0.5
+
+
+def test_model_settings_are_checked_before_any_job():
+    config = _config("quick")
+    config["credit"]["model_settings"]["resnet_v1_tiny"]["input_pool"] = 3
+    assert any("does not divide the 28 x 28" in p for p in check(config))
+    config = _config("paper")
+    config["credit"]["model_settings"] = {"resnet18": {"input_pool": 2}}
+    assert any("only the quick MNIST subset" in p for p in check(config))
+    config = _config("quick")
+    own = config["credit"]["model_settings"]["resnet_v1_tiny"]
+    own["coefficients"] = [{"rule": "mirror", "alpha": 0.1, "gamma": 0.1}]
+    config["credit"]["constant_lr"] = False
+    problems = check(config)
+    assert any(
+        "resnet_v1_tiny.coefficients: mirror has no gamma" in p for p in problems
+    )
+    assert any(
+        "resnet_v1_tiny.lr_drop_epochs goes with constant_lr" in p for p in problems
+    )
 
 
 def test_a_job_reads_only_what_its_runs_use():
@@ -139,7 +196,10 @@ def test_a_job_reads_only_what_its_runs_use():
             "mirror has no gamma",
         ),
         (
-            lambda c: c["fig_alignment"].update(models=["resnet_v1_tiny"]),
+            lambda c: (
+                c["table_rules"].update(models=["mlp"])
+                or c["fig_alignment"].update(models=["resnet_v1_tiny"])
+            ),
             "not in credit.table",
         ),
         (lambda c: c.update(eval_every_epochs=2), "exactly one of eval_every"),
@@ -215,6 +275,29 @@ def test_mnist_subset_is_standardised_per_pixel_with_train_statistics(tmp_path):
         data.x_test[0, 0, 0, 0], torch.tensor(x_test[0, 0, 0, 0] - mean[0, 0, 0])
     )
     assert list(checksums) == ["mnist_subset_arrays"]
+    pooled, pooled_checksums = load_mnist_subset(path, 8, 6, input_pool=2)
+    assert pooled.x_train.shape == (40, 1, 14, 14)
+    assert pooled_checksums == checksums  # the stored arrays, before pooling
+    # pooled first, then standardised with the pooled training images' statistics
+    blocks = x_train.reshape(40, 1, 14, 2, 14, 2).mean(axis=(3, 5))
+    torch.testing.assert_close(
+        pooled.x_test[0, 0, 3, 5],
+        torch.tensor(
+            (x_test[0, 0, 6:8, 10:12].mean() - blocks[:, 0, 3, 5].mean())
+            / blocks[:, 0, 3, 5].std()
+        ),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+def test_pooling_averages_blocks_and_refuses_a_size_it_does_not_divide():
+    images = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
+    pooled = pool_images(images, 2)
+    assert pooled.shape == (2, 3, 2, 3)
+    assert pooled[1, 2, 1, 2] == images[1, 2, 2:4, 4:6].mean()
+    with pytest.raises(ValueError, match="does not divide the 4 x 6"):
+        pool_images(images, 4)
 
 
 # --- runs ----------------------------------------------------------------------------
@@ -238,6 +321,7 @@ def _protocol(**changes):
         optimizer="momentum",
         learning_rate=0.01,
         constant_lr=True,
+        lr_drop_epochs=[],
         warmup_epochs=5,
         weight_decay=1e-4,
         eval_every_steps=4,
@@ -371,6 +455,12 @@ def _result(
         "top5": 99.0,
         "steps": 10,
         "history": history,
+        "rule": {
+            "name": variant,
+            "coefficients": {}
+            if variant in ("backprop", "feedback")
+            else {"alpha": {"value": 0.05}, "beta": {"value": 0.1}},
+        },
     }
 
 
@@ -406,6 +496,8 @@ def test_table_and_its_claims():
     ]
     row = summary[summary["variant_id"] == "symmetric"].iloc[0]
     assert row["top1_mean"] == 96.5 and row["runs"] == 2
+    assert row["coefficients"] == "alpha 0.05, beta 0.1"  # as the runs used them
+    assert summary[summary["variant_id"] == "backprop"].iloc[0]["coefficients"] == ""
     assert row["published_top1"] == "not entered"
     assert row["mnist_reference_top1"] is None or math.isnan(
         row["mnist_reference_top1"]
@@ -604,4 +696,12 @@ def test_runs_of_keeps_the_asked_rules_and_seeds():
         ("backprop", 1),
         ("feedback", 0),
         ("feedback", 1),
+    ]
+    # a count per model
+    runs = [{**r, "model": m} for r in runs for m in ("mlp", "resnet_v1_tiny")]
+    kept = runs_of(runs, ["backprop"], {"mlp": 2, "resnet_v1_tiny": 1})
+    assert [(r["model"], r["seed_index"]) for r in kept] == [
+        ("mlp", 0),
+        ("resnet_v1_tiny", 0),
+        ("mlp", 1),
     ]

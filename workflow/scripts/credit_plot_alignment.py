@@ -3,6 +3,7 @@ a row per model (mean over seeds; the dashed line is the mean over layers)."""
 
 from matplotlib import colormaps
 
+from weightspace.credit.jobs import table_seeds
 from weightspace.credit.presets import MODEL_LABELS, label
 from weightspace.credit.summaries import alignment_claims, angles_frame, runs_of
 from weightspace.pipeline.chunks import check_chunks, read_runs
@@ -13,7 +14,12 @@ from weightspace.provenance.atomic import atomic_path, atomic_write_json
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
     figure = job.config["credit.fig_alignment"]
-    seeds = job.config["credit.table_rules"]["seeds"]
+    seeds = table_seeds(
+        {
+            "table_rules": job.config["credit.table_rules"],
+            "model_settings": job.config["credit.model_settings"],
+        }
+    )
     runs = runs_of(read_runs(sm.input), figure["rules"], seeds)
     check_chunks(
         [(r["model"], r["variant"], r["seed_index"]) for r in runs],
@@ -21,7 +27,7 @@ with script_job(sm) as job:
             (m, v, s)
             for m in figure["models"]
             for v in figure["rules"]
-            for s in range(seeds)
+            for s in range(seeds[m])
         ],
         "credit_plot_alignment runs",
     )

@@ -1,7 +1,8 @@
 """credit_table_rules: top-1 and top-5 accuracy per learning rule and model, with the
 paper's values and claims beside ours."""
 
-from weightspace.credit.presets import label
+from weightspace.credit.jobs import model_settings, table_seeds
+from weightspace.credit.presets import MNIST_SIDE, MODEL_LABELS, label
 from weightspace.credit.summaries import rules_table, runs_of, table_claims
 from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
@@ -10,20 +11,39 @@ from weightspace.provenance.atomic import atomic_path, atomic_write_json
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with script_job(sm) as job:
-    dataset = job.config["credit.dataset"]
-    table_cfg = job.config["credit.table_rules"]
-    runs = runs_of(read_runs(sm.input), table_cfg["rules"], table_cfg["seeds"])
+    credit = {
+        key.removeprefix("credit."): value
+        for key, value in job.config.items()
+        if key.startswith("credit.")
+    }
+    dataset = credit["dataset"]
+    table_cfg = credit["table_rules"]
+    seeds = table_seeds(credit)
+    runs = runs_of(read_runs(sm.input), table_cfg["rules"], seeds)
     check_chunks(
         [(r["model"], r["variant"], r["seed_index"]) for r in runs],
         [
             (m, v, s)
             for m in table_cfg["models"]
             for v in table_cfg["rules"]
-            for s in range(table_cfg["seeds"])
+            for s in range(seeds[m])
         ],
         "credit_tabulate_rules runs",
     )
     summary = rules_table(runs, table_cfg["models"], table_cfg["rules"])
+
+    def describe(model):
+        own = model_settings(credit, model)
+        side = MNIST_SIDE // own["input_pool"]
+        size = f"{side} x {side} inputs, " if dataset == "mnist_subset" else ""
+        drops = "".join(f", x0.1 from epoch {e:g}" for e in own["lr_drop_epochs"])
+        return (
+            f"{MODEL_LABELS.get(model, model)}: {size}{own['epochs']} epochs, lr "
+            f"{own['learning_rate']:g}{drops}, coefficients: the section 4 defaults "
+            f"x{own['coefficient_scale']:g} unless the coefficients column says "
+            f"otherwise, {seeds[model]} seed(s)"
+        )
+
     with atomic_path(sm.output.csv) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.4g")
     scale = job.config["scale"]
@@ -36,8 +56,8 @@ with script_job(sm) as job:
     html, tex = render_table(
         summary,
         f"{scale} scale: top-1 / top-5 accuracy (%) on {where}, mean and std over "
-        f"{table_cfg['seeds']} seed(s), rules "
-        f"{', '.join(label(v) for v in table_cfg['rules'])}; published: the paper's "
+        f"the seeds, rules {', '.join(label(v) for v in table_cfg['rules'])}; "
+        f"settings: {'; '.join(describe(m) for m in table_cfg['models'])}; published: the paper's "
         "ImageNet values where entered (weightspace.credit.presets), its §10 result, and "
         "for the MLP the external MNIST reference (Akrout et al.'s code, 784-500-10)",
     )

@@ -31,6 +31,7 @@ with script_job(sm) as job:
             protocol.batch_size,
             protocol.eval_batch_size,
             protocol.drop_eval_remainder,
+            input_pool=cfg["input_pool"],
         )
         job.record.data.update(checksums)
     job.log.info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from weightspace.credit.presets import MODELS
+from weightspace.credit.presets import MNIST_SIDE, MODELS
 
 
 def check(config: Mapping) -> list[str]:
@@ -35,19 +35,57 @@ def check(config: Mapping) -> list[str]:
                 f"{key}: the alignment figure plots the table's runs; add them there"
             )
     alignment = credit["alignment"]
-    for key in ("coefficients", "rule_schedules"):
-        rules = [entry["rule"] for entry in alignment[key]]
+    settings = {m: own or {} for m, own in (credit.get("model_settings") or {}).items()}
+    lists = {
+        f"credit.alignment.{key}": alignment[key]
+        for key in ("coefficients", "rule_schedules")
+    }
+    lists.update(
+        {
+            f"credit.model_settings.{m}.coefficients": own["coefficients"]
+            for m, own in settings.items()
+            if "coefficients" in own
+        }
+    )
+    for name, entries in lists.items():
+        rules = [entry["rule"] for entry in entries]
         twice = sorted({r for r in rules if rules.count(r) > 1})
         if twice:
             problems.append(
-                f"credit.alignment.{key} lists {twice} more than once; give one entry "
-                "per rule"
+                f"{name} lists {twice} more than once; give one entry per rule"
             )
-    for entry in alignment["coefficients"]:
-        if "gamma" in entry and entry["rule"] != "information":
+        for entry in entries:
+            if "gamma" in entry and entry["rule"] != "information":
+                problems.append(
+                    f"{name}: {entry['rule']} has no gamma (only information "
+                    "alignment has alpha, beta and gamma)"
+                )
+    drops = {"credit": credit["lr_drop_epochs"]}
+    drops.update(
+        {
+            f"credit.model_settings.{m}": own["lr_drop_epochs"]
+            for m, own in settings.items()
+            if own.get("lr_drop_epochs")
+        }
+    )
+    for name, epochs in drops.items():
+        if epochs and not credit["constant_lr"]:
             problems.append(
-                f"credit.alignment.coefficients: {entry['rule']} has no gamma (only "
-                "information alignment has alpha, beta and gamma)"
+                f"{name}.lr_drop_epochs goes with constant_lr: true; the schedule of "
+                "constant_lr: false has its own drops (epochs 30, 60, 80)"
+            )
+    for model, own in settings.items():
+        pool = own.get("input_pool", 1)
+        if pool > 1 and dataset != "mnist_subset":
+            problems.append(
+                f"credit.model_settings.{model}.input_pool is {pool}, but only the "
+                "quick MNIST subset can be pooled; remove it for credit.dataset "
+                f"{dataset!r}"
+            )
+        elif pool > 1 and MNIST_SIDE % pool:
+            problems.append(
+                f"credit.model_settings.{model}.input_pool {pool} does not divide the "
+                f"{MNIST_SIDE} x {MNIST_SIDE} images; use 2, 4, 7 or 14"
             )
     if (credit["eval_every_steps"] is None) == (credit["eval_every_epochs"] is None):
         problems.append(

@@ -6,6 +6,8 @@ run's seed and the epoch, so a resumed run sees the batches it would have seen) 
 
 - ``mnist_subset``: the quick split (4,000 train / 1,000 test) in memory, standardised
   per pixel with training statistics; the 1,000 held-out images are the test set.
+  ``input_pool`` k > 1 averages k x k pixel blocks first (28 x 28 to 14 x 14 for k = 2),
+  a model's setting where its full-size runs do not fit the quick budget.
 - ``imagenet``: ImageFolder-style ``train/`` and ``val/`` under a user-given root, the
   spec's pipeline (train: random-resized crop of area 0.08-1 and aspect 3/4-4/3 to 224,
   horizontal flip; eval: shorter side 256, centre 224; both normalised with ImageNet's
@@ -88,13 +90,18 @@ def load_mnist_subset(
     batch_size: int,
     eval_batch_size: int,
     drop_eval_remainder: bool = False,
+    input_pool: int = 1,
 ) -> tuple[TensorData, dict]:
-    """The prepared quick split (rules/data.smk), per-pixel standardised with the
-    training part's statistics; returns the data and the checksum of its arrays."""
+    """The prepared quick split (rules/data.smk), mean-pooled over ``input_pool`` x
+    ``input_pool`` blocks, then per-pixel standardised with the training part's
+    statistics; returns the data and the checksum of the stored arrays."""
     with np.load(npz_file) as npz:
         x_train, y_train, x_test, y_test = (
             npz[k] for k in ("x_train", "y_train", "x_test", "y_test")
         )
+    checksum = array_checksum(x_train, y_train, x_test, y_test)
+    if input_pool > 1:
+        x_train, x_test = (pool_images(x, input_pool) for x in (x_train, x_test))
     stats = fit_normalization(x_train, mode="pixel")
     data = TensorData(
         torch.from_numpy(stats.apply(x_train)),
@@ -105,8 +112,19 @@ def load_mnist_subset(
         eval_batch_size,
         drop_eval_remainder,
     )
-    checksum = array_checksum(x_train, y_train, x_test, y_test)
     return data, {"mnist_subset_arrays": checksum}
+
+
+def pool_images(images: np.ndarray, k: int) -> np.ndarray:
+    """The mean of each k x k pixel block of (N, C, H, W) images; H and W must be
+    multiples of k."""
+    n, c, h, w = images.shape
+    if h % k or w % k:
+        raise ValueError(
+            f"input_pool {k} does not divide the {h} x {w} images; use a divisor of "
+            f"both (e.g. 2 or 4 for 28 x 28)"
+        )
+    return images.reshape(n, c, h // k, k, w // k, k).mean(axis=(3, 5))
 
 
 class ImageFolderData:

@@ -10,6 +10,10 @@ order and then by seed, are cut into jobs of ``credit.runs_per_job`` runs: sever
 runs per job at quick scale, one run per GPU job at paper scale. A job's file is named
 ``chunk<k>_<variants>`` by the variants it holds.
 
+A model may change some settings for its own runs (``credit.model_settings``: epochs,
+learning rate and its drops, coefficient scale, a rule's own coefficients, input
+pooling, the table's seeds; ``model_settings``).
+
 A run's initial weights and minibatch order depend on (model, seed index) only, not on
 the rule or the noise, so rules and noise levels are compared on the same draws.
 """
@@ -29,6 +33,7 @@ PROTOCOL = (
     "optimizer",
     "learning_rate",
     "constant_lr",
+    "lr_drop_epochs",
     "warmup_epochs",
     "weight_decay",
     "eval_every_steps",
@@ -39,6 +44,32 @@ PROTOCOL = (
     "checkpoint_every_steps",
     "num_workers",
 )
+
+
+def model_settings(credit: Mapping, model: str) -> dict:
+    """What ``model``'s runs use of the settings a model may change: ``credit``'s own,
+    with ``credit.model_settings.<model>`` over them (e.g. a quick ResNet that needs a
+    larger step, or smaller inputs to fit the CPU budget)."""
+    own = (credit.get("model_settings") or {}).get(model) or {}
+    defaults = {
+        "epochs": credit["epochs"],
+        "learning_rate": credit["learning_rate"],
+        "lr_drop_epochs": credit["lr_drop_epochs"],
+        "coefficient_scale": credit["alignment"]["coefficient_scale"],
+        "coefficients": credit["alignment"]["coefficients"],
+        "input_pool": 1,
+    }
+    return {key: own.get(key, value) for key, value in defaults.items()}
+
+
+def table_seeds(credit: Mapping) -> dict[str, int]:
+    """{model: seeds} of credit_table_rules (``table_rules.seeds`` unless the model's
+    settings give ``table_seeds``); reads only ``table_rules`` and ``model_settings``."""
+    table, own = credit["table_rules"], credit.get("model_settings") or {}
+    return {
+        model: (own.get(model) or {}).get("table_seeds", table["seeds"])
+        for model in table["models"]
+    }
 
 
 def noise_label(variance: float) -> str:
@@ -58,8 +89,8 @@ def _cells(config: Mapping) -> dict[tuple[str, str], dict]:
         cell["runs"] |= {(v, s) for v in variants for s in range(seeds)}
 
     table = credit["table_rules"]
-    for model in table["models"]:
-        add(model, 0.0, table["rules"], table["seeds"])
+    for model, seeds in table_seeds(credit).items():
+        add(model, 0.0, table["rules"], seeds)
     noise = credit["fig_noise"]
     for variance in noise["variances"]:
         add(noise["model"], variance, noise["rules"], noise["seeds"])
@@ -132,12 +163,13 @@ def train_job_config(
             f"this config; its jobs are {cell_jobs(config, model, noise)}"
         )
     runs = chunks[chunk]
+    settings = model_settings(credit, model)
     rules = sorted({rule_of(v) for v, _ in runs})
     alignment = credit["alignment"]
     # the config's lists of per-rule settings, as {rule: settings} of this job's rules
     coefficients = {
         entry["rule"]: {k: v for k, v in entry.items() if k != "rule"}
-        for entry in alignment["coefficients"]
+        for entry in settings["coefficients"]
         if entry["rule"] in rules
     }
     schedules = {
@@ -152,10 +184,15 @@ def train_job_config(
         "model": model,
         "runs": [{"variant": v, "seed_index": s} for v, s in runs],
         "noise": {"variance": cell["variance"]},
-        "epochs": credit["epochs"],
-        "protocol": {k: credit[k] for k in PROTOCOL},
+        "input_pool": settings["input_pool"],
+        "epochs": settings["epochs"],
+        "protocol": {
+            **{k: credit[k] for k in PROTOCOL},
+            "learning_rate": settings["learning_rate"],
+            "lr_drop_epochs": settings["lr_drop_epochs"],
+        },
         "alignment": {
-            "coefficient_scale": alignment["coefficient_scale"],
+            "coefficient_scale": settings["coefficient_scale"],
             "coefficients": coefficients,
             "rule_schedules": schedules,
         },

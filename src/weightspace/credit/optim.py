@@ -74,6 +74,7 @@ def learning_rate(
     alternate_step_freq: int | None = None,
     delay_epochs: float | None = None,
     delay_epochs_offset: float | None = None,
+    drop_epochs: tuple[float, ...] = (),
 ) -> float:
     """The learning rate at ``epoch`` (§5, the original's ``build_lr_schedule``).
 
@@ -83,7 +84,9 @@ def learning_rate(
     every boundary (warm-up included) by k + 1. ``delay_epochs`` (the task loss's
     optimiser during a delay): the schedule starts after the delay. ``delay_epochs_
     offset`` (the alignment optimiser's): no warm-up, drops shifted by the offset so
-    they coincide with the task loss's.
+    they coincide with the task loss's. ``drop_epochs`` (``constant_lr`` only, ours):
+    ×0.1 more from each of these epochs, stretched like the schedule, so that a short
+    run ends on a small step instead of wherever the last large step left it.
     """
     if delay_epochs is not None and delay_epochs_offset is not None:
         raise ValueError(
@@ -94,9 +97,11 @@ def learning_rate(
         if batch_size is None:
             raise ValueError("rescale_lr needs batch_size")
         lr = lr * batch_size / base_batch_size
-    if constant_lr:
-        return lr
     stretch = 1 + (alternate_step_freq or 0)
+    if constant_lr:
+        return lr * 0.1 ** sum(epoch >= start * stretch for start in drop_epochs)
+    if drop_epochs:
+        raise ValueError("drop_epochs go with constant_lr; the §5 schedule has its own")
     if delay_epochs is not None:
         epoch = max(epoch - delay_epochs, 0.0)
     schedule = [(mult, start * stretch) for mult, start in LR_DECAY_STEPS]

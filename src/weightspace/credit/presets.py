@@ -51,6 +51,7 @@ QUICK_MODELS = ("mlp", "resnet_v1_tiny")
 IMAGENET_MODELS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152, 200))
 MODELS = {"mnist_subset": QUICK_MODELS, "imagenet": IMAGENET_MODELS}
 NUM_CLASSES = {"mnist_subset": 10, "imagenet": 1000}
+MNIST_SIDE = 28  # the quick images are MNIST_SIDE x MNIST_SIDE
 IN_CHANNELS = {"mnist_subset": 1, "imagenet": 3}
 MODEL_LABELS = {
     "mlp": "MLP 784-256-256-10",

@@ -56,6 +56,7 @@ class Protocol:
     optimizer: str
     learning_rate: float
     constant_lr: bool
+    lr_drop_epochs: list[float]
     warmup_epochs: float
     weight_decay: float
     eval_every_steps: int | None
@@ -299,6 +300,7 @@ def train_run(
                 protocol.learning_rate,
                 constant_lr=protocol.constant_lr,
                 warmup_epochs=protocol.warmup_epochs,
+                drop_epochs=tuple(protocol.lr_drop_epochs),
                 alternate_step_freq=variant.alternate_step_freq,
             )
             set_learning_rate(optimizer, lr)
