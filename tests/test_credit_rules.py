@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from weightspace.credit.layers import (
     backward_kernels,
     clear_records,
+    conv_filter_gradient,
     convert_to_feedback,
     feedback_layers,
     forward_kernels,
@@ -135,6 +137,56 @@ def test_conv_reconstructions_are_adjoints_of_the_projections():
     left = (layer.project(x, kernel) * y).sum()
     right = (x * layer.transpose_project(y, kernel, x.shape)).sum()
     assert math.isclose(left.item(), right.item(), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stride, padding, size, kernel",
+    [(1, 1, (2, 2), 3), (2, 1, (4, 3), 3), (2, 0, (3, 3), 1), (1, 1, (6, 5), 3)],
+)
+def test_filter_gradient_on_few_and_many_positions_equals_autograds(
+    stride, padding, size, kernel
+):
+    """The alignment losses' filter gradient (im2col and a matmul on outputs of at
+    most FEW_POSITIONS positions, the library conv otherwise) equals autograd's."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 5, *size, dtype=F64)
+    weight = torch.randn(7, 5, kernel, kernel, dtype=F64, requires_grad=True)
+    out = F.conv2d(x, weight, None, stride, padding)
+    g = torch.randn_like(out)
+    (reference,) = torch.autograd.grad(out, weight, g)
+    ours = conv_filter_gradient(
+        x, g, weight.detach(), (stride, stride), (padding, padding), (1, 1)
+    )
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stride, padding, size", [(1, 1, (7, 6)), (2, 1, (9, 8)), (2, 0, (8, 7))]
+)
+def test_conv_reconstruction_and_its_gradients_equal_conv_transpose(
+    stride, padding, size
+):
+    """The reconstruction (formed as a conv's input gradient) and its gradients for y
+    and K equal conv_transpose2d's, odd sizes (output padding) included."""
+    torch.manual_seed(3)
+    layer = convert_to_feedback(
+        nn.Sequential(nn.Conv2d(3, 4, 3, stride=stride, padding=padding, bias=False))
+    )[0].double()
+    x = torch.randn(2, 3, *size, dtype=F64)
+    y = torch.randn_like(layer.project(x, layer.weight.detach())).requires_grad_()
+    kernel = torch.randn(4, 3, 3, 3, dtype=F64, requires_grad=True)
+    ours = layer.transpose_project(y, kernel, x.shape)
+    output_padding = tuple(
+        x.shape[2 + i] - ((y.shape[2 + i] - 1) * stride - 2 * padding) - 3
+        for i in range(2)
+    )
+    reference = F.conv_transpose2d(y, kernel, None, stride, padding, output_padding)
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ours)
+    ours_grads = torch.autograd.grad(ours, (y, kernel), g)
+    reference_grads = torch.autograd.grad(reference, (y, kernel), g)
+    for a, b in zip(ours_grads, reference_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 # --- rule gradients -----------------------------------------------------------------

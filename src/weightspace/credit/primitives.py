@@ -23,20 +23,27 @@ INPUT_DISTRIBUTIONS = ("normal", "uniform")
 _ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
-def _batch_mean_of_sum(values: torch.Tensor) -> torch.Tensor:
-    """Sum over every axis but the first, mean over the first (the batch)."""
-    return values.sum() / values.shape[0]
+def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ a ⊙ b over all elements as one BLAS dot product: a single pass without the
+    temporary of ``(a * b).sum()`` (about 4x faster on a ResNet kernel; equal up to the
+    order of float summation)."""
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def _dot_self(t: torch.Tensor) -> torch.Tensor:
+    flat = t.reshape(-1)
+    return torch.dot(flat, flat)
 
 
 class _SumOfSquares(torch.autograd.Function):
     """Σt² whose backward is the single pass t·(2g). Autograd's ``t.square().sum()``
     takes three passes over t (t¹, ·2, ·g), which over every kernel of a ResNet is a
-    noticeable part of a step; the value and the gradient are the same bits."""
+    noticeable part of a step."""
 
     @staticmethod
     def forward(ctx, t: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(t)
-        return t.square().sum()
+        return _dot_self(t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -45,14 +52,16 @@ class _SumOfSquares(torch.autograd.Function):
 
 
 def sum_of_squares(t: torch.Tensor) -> torch.Tensor:
-    """Σt² over all elements (``t.square().sum()``, with a cheaper backward)."""
+    """Σt² over all elements (``t.square().sum()`` up to summation order, with a
+    cheaper forward and backward)."""
     if not t.requires_grad:
-        return t.square().sum()
+        return _dot_self(t)
     return _SumOfSquares.apply(t)
 
 
 def _batch_mean_of_squares(values: torch.Tensor) -> torch.Tensor:
-    """``_batch_mean_of_sum(values.square())``, the same bits."""
+    """mean_n ‖values_n‖²: the sum over every axis but the first, the mean over the
+    first (the batch)."""
     return sum_of_squares(values) / values.shape[0]
 
 
@@ -65,14 +74,14 @@ def self_alignment(
     forward_kernel: torch.Tensor, backward_kernel: torch.Tensor
 ) -> torch.Tensor:
     """The "self" primitive −Σ(W ⊙ B̃) = −tr(WᵀB̃); gradient −W. Needs W at B's synapse."""
-    return -(forward_kernel * backward_kernel).sum()
+    return -inner(forward_kernel, backward_kernel)
 
 
 def amp(
     forward_projection: torch.Tensor, backward_projection: torch.Tensor
 ) -> torch.Tensor:
     """−mean_n ⟨F_n, G_n⟩ = −tr(Wᵀ Σ_x B̃); gradient −Σ_x W."""
-    return -_batch_mean_of_sum(forward_projection * backward_projection)
+    return -inner(forward_projection, backward_projection) / forward_projection.shape[0]
 
 
 def sparse(
@@ -200,7 +209,8 @@ def noise_like(
 ) -> torch.Tensor:
     """Noise of x's shape: N(0, stddev²), or uniform with the same standard deviation."""
     if distribution == "normal":
-        return random_like(x, "normal", generator) * stddev
+        values = random_like(x, "normal", generator)
+        return values if stddev == 1.0 else values.mul_(stddev)
     half_width = (12 * stddev**2) ** 0.5 / 2
     return (2 * random_like(x, "uniform", generator) - 1) * half_width
 
@@ -356,13 +366,13 @@ class LayerSignals:
         if "forward_reconstruction" in self.__dict__ and not (
             self._forward_standardized()
         ):
-            inner = (self.forward_reconstruction * backward_input).sum()
+            product = inner(self.forward_reconstruction, backward_input)
         else:
             with torch.no_grad():
                 kernel = self.layer.kernel_gradient(backward_input, forward)
-            inner = (kernel * self.backward_kernel).sum()
+            product = inner(kernel, self.backward_kernel)
         if self.bias is not None and self.options.use_bias_backward:
             # ⟨F, b⟩ of G's bias: one example's bias map against all of F
             bias_map = self.layer.add_bias(torch.zeros_like(forward[:1]), self.bias)
-            inner = inner + (forward * bias_map).sum()
-        return -inner / forward.shape[0]
+            product = product + (forward * bias_map).sum()
+        return -product / forward.shape[0]
