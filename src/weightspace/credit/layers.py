@@ -74,6 +74,16 @@ class FeedbackLinearFunction(torch.autograd.Function):
         return grad_x, (grad_w if need_w else None), grad_b, None
 
 
+def _conv_backward(grad_output, x, kernel, geometry, mask):
+    """``aten.convolution_backward`` of conv2d(x, kernel) with ``geometry`` (stride,
+    padding, dilation); ``mask`` picks the input, kernel and bias gradients. x and
+    kernel are read only for their shapes where their gradients are not asked for."""
+    stride, padding, dilation = (_pair(v) for v in geometry)
+    return torch.ops.aten.convolution_backward(
+        grad_output, x, kernel, None, stride, padding, dilation, False, [0, 0], 1, mask
+    )
+
+
 class FeedbackConv2dFunction(torch.autograd.Function):
     """conv2d(x, W) with dx = conv2d_transpose(dy, B); dB = dW when ``tie_grad``."""
 
@@ -102,17 +112,11 @@ class FeedbackConv2dFunction(torch.autograd.Function):
             # One call for both, as plain autograd makes it (with B in W's place):
             # the same kernels bit for bit, and cheaper than conv2d_input plus
             # conv2d_weight, which repeat the call's set-up.
-            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad_x, grad_w, _ = _conv_backward(
                 grad_output,
                 x,
                 backward_weight,
-                None,
-                _pair(stride),
-                _pair(padding),
-                _pair(dilation),
-                False,
-                [0, 0],
-                1,
+                (stride, padding, dilation),
                 (need_x, want_w, False),
             )
             assert grad_x is None or grad_x.shape == x.shape
@@ -140,18 +144,8 @@ def conv_filter_gradient(x, grad_output, kernel, stride, padding, dilation):
             grad.reshape(out_channels, -1)
             @ columns.transpose(1, 2).reshape(-1, columns.shape[1])
         ).reshape(kernel.shape)
-    return torch.ops.aten.convolution_backward(
-        grad_output,
-        x,
-        kernel,
-        None,
-        stride,
-        padding,
-        dilation,
-        False,
-        [0, 0],
-        1,
-        (False, True, False),
+    return _conv_backward(
+        grad_output, x, kernel, (stride, padding, dilation), (False, True, False)
     )[1]
 
 
@@ -166,18 +160,8 @@ class ConvAdjointFunction(torch.autograd.Function):
         ctx.save_for_backward(y, kernel)
         ctx.geometry = (stride, padding, dilation)
         shape_only = y.new_empty(input_shape)
-        return torch.ops.aten.convolution_backward(
-            y,
-            shape_only,
-            kernel,
-            None,
-            stride,
-            padding,
-            dilation,
-            False,
-            [0, 0],
-            1,
-            (True, False, False),
+        return _conv_backward(
+            y, shape_only, kernel, ctx.geometry, (True, False, False)
         )[0]
 
     @staticmethod
