@@ -95,6 +95,7 @@ rule credit_tabulate_rules:
             "credit.epochs",
             "credit.learning_rate",
             "credit.lr_drop_epochs",
+            "credit.eval_every_steps",
             "credit.alignment",
             "credit.model_settings",
             "credit.table_rules",

@@ -126,6 +126,8 @@ def test_a_model_setting_changes_only_that_models_runs():
     assert resnet["protocol"]["learning_rate"] == own["learning_rate"]
     assert resnet["protocol"]["lr_drop_epochs"] == own["lr_drop_epochs"]
     assert mlp["protocol"]["lr_drop_epochs"] == credit["lr_drop_epochs"] == []
+    assert resnet["protocol"]["eval_every_steps"] == own["eval_every_steps"]
+    assert mlp["protocol"]["eval_every_steps"] == credit["eval_every_steps"]
     # the model's own coefficients replace the config's list for its runs
     assert set(resnet["alignment"]["coefficients"]) == {"activation", "information"}
     assert mlp["alignment"]["coefficients"] == {}
@@ -155,6 +157,11 @@ def test_model_settings_are_checked_before_any_job():
     )
     assert any(
         "resnet_v1_tiny.lr_drop_epochs goes with constant_lr" in p for p in problems
+    )
+    config["credit"].update(eval_every_steps=None, eval_every_epochs=1)
+    assert any(
+        "eval_every_steps needs credit.eval_every_epochs: null" in p
+        for p in check(config)
     )
 
 

@@ -46,8 +46,10 @@ with script_job(sm) as job:
         squeeze=False,
         sharey=True,
     )
-    for ax in axes.flat[len(models) * len(rules) :]:
-        ax.set_visible(False)
+    for m in range(len(models)):  # the unused panels after each model's rules
+        block = axes[m * per_model : (m + 1) * per_model].flat
+        for ax in list(block)[len(rules) :]:
+            ax.set_visible(False)
     for m, model in enumerate(models):
         for r, variant in enumerate(rules):
             row, col = m * per_model + r // columns, r % columns
@@ -63,6 +65,8 @@ with script_job(sm) as job:
                     layer["weight_angle"],
                     color=colormaps["viridis"](index / max(layers - 1, 1)),
                     lw=0.9,
+                    marker="o" if len(layer) == 1 else None,  # diverged at once
+                    ms=3,
                 )
             mean = curves.groupby(x)["weight_angle"].mean()
             ax.plot(mean.index, mean.values, "k--", lw=1.2)

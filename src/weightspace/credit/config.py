@@ -87,6 +87,13 @@ def check(config: Mapping) -> list[str]:
                 f"credit.model_settings.{model}.input_pool {pool} does not divide the "
                 f"{MNIST_SIDE} x {MNIST_SIDE} images; use 2, 4, 7 or 14"
             )
+    for model, own in settings.items():
+        if own.get("eval_every_steps") and credit["eval_every_epochs"] is not None:
+            problems.append(
+                f"credit.model_settings.{model}.eval_every_steps needs "
+                "credit.eval_every_epochs: null (a model changes the step cadence, not "
+                "the kind of cadence)"
+            )
     if (credit["eval_every_steps"] is None) == (credit["eval_every_epochs"] is None):
         problems.append(
             "credit: give exactly one of eval_every_steps (quick: 25) and "

@@ -11,8 +11,8 @@ runs per job at quick scale, one run per GPU job at paper scale. A job's file is
 ``chunk<k>_<variants>`` by the variants it holds.
 
 A model may change some settings for its own runs (``credit.model_settings``: epochs,
-learning rate and its drops, coefficient scale, a rule's own coefficients, input
-pooling, the table's seeds; ``model_settings``).
+learning rate and its drops, evaluation cadence, coefficient scale, a rule's own
+coefficients, input pooling, the table's seeds; ``model_settings``).
 
 A run's initial weights and minibatch order depend on (model, seed index) only, not on
 the rule or the noise, so rules and noise levels are compared on the same draws.
@@ -55,6 +55,7 @@ def model_settings(credit: Mapping, model: str) -> dict:
         "epochs": credit["epochs"],
         "learning_rate": credit["learning_rate"],
         "lr_drop_epochs": credit["lr_drop_epochs"],
+        "eval_every_steps": credit["eval_every_steps"],
         "coefficient_scale": credit["alignment"]["coefficient_scale"],
         "coefficients": credit["alignment"]["coefficients"],
         "input_pool": 1,
@@ -190,6 +191,7 @@ def train_job_config(
             **{k: credit[k] for k in PROTOCOL},
             "learning_rate": settings["learning_rate"],
             "lr_drop_epochs": settings["lr_drop_epochs"],
+            "eval_every_steps": settings["eval_every_steps"],
         },
         "alignment": {
             "coefficient_scale": settings["coefficient_scale"],
