@@ -112,7 +112,7 @@ def test_a_model_setting_changes_only_that_models_runs():
     mlp_job, resnet_job = target_jobs(config, "table_rules")
     mlp, resnet = (train_job_config(config, *job) for job in (mlp_job, resnet_job))
     credit = config["credit"]
-    own = credit["model_settings"]["resnet_v1_tiny"]
+    (own,) = credit["model_settings"]  # resnet_v1_tiny's
     assert (mlp["input_pool"], mlp["epochs"]) == (1, credit["epochs"])
     assert mlp["protocol"]["learning_rate"] == credit["learning_rate"]
     assert (
@@ -135,20 +135,22 @@ def test_a_model_setting_changes_only_that_models_runs():
     assert table_seeds(credit) == {"mlp": 2, "resnet_v1_tiny": own["table_seeds"]}
     assert len(resnet["runs"]) == 8 * own["table_seeds"]
     changed = copy.deepcopy(config)
-    changed["credit"]["model_settings"]["resnet_v1_tiny"]["learning_rate"] = 0.5
+    changed["credit"]["model_settings"][0]["learning_rate"] = 0.5
     assert train_job_config(changed, *mlp_job) == mlp
     assert train_job_config(changed, *resnet_job)["protocol"]["learning_rate"] == 0.5
 
 
 def test_model_settings_are_checked_before_any_job():
     config = _config("quick")
-    config["credit"]["model_settings"]["resnet_v1_tiny"]["input_pool"] = 3
+    config["credit"]["model_settings"][0]["input_pool"] = 3
     assert any("does not divide the 28 x 28" in p for p in check(config))
     config = _config("paper")
-    config["credit"]["model_settings"] = {"resnet18": {"input_pool": 2}}
-    assert any("only the quick MNIST subset" in p for p in check(config))
+    config["credit"]["model_settings"] = [{"model": "resnet18", "input_pool": 2}] * 2
+    problems = check(config)
+    assert any("only the quick MNIST subset" in p for p in problems)
+    assert any("lists ['resnet18'] more than once" in p for p in problems)
     config = _config("quick")
-    own = config["credit"]["model_settings"]["resnet_v1_tiny"]
+    (own,) = config["credit"]["model_settings"]
     own["coefficients"] = [{"rule": "mirror", "alpha": 0.1, "gamma": 0.1}]
     config["credit"]["constant_lr"] = False
     problems = check(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from weightspace.credit.jobs import own_settings
 from weightspace.credit.presets import MNIST_SIDE, MODELS
 
 
@@ -35,7 +36,14 @@ def check(config: Mapping) -> list[str]:
                 f"{key}: the alignment figure plots the table's runs; add them there"
             )
     alignment = credit["alignment"]
-    settings = {m: own or {} for m, own in (credit.get("model_settings") or {}).items()}
+    settings = own_settings(credit)
+    models = [entry["model"] for entry in credit["model_settings"]]
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        problems.append(
+            f"credit.model_settings lists {twice} more than once; give one entry per "
+            "model"
+        )
     lists = {
         f"credit.alignment.{key}": alignment[key]
         for key in ("coefficients", "rule_schedules")

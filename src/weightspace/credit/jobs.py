@@ -46,11 +46,20 @@ PROTOCOL = (
 )
 
 
+def own_settings(credit: Mapping) -> dict[str, dict]:
+    """{model: its own settings} of ``credit.model_settings`` (a list of entries with a
+    ``model`` key, so that a later config file replaces it whole)."""
+    return {
+        entry["model"]: {k: v for k, v in entry.items() if k != "model"}
+        for entry in credit.get("model_settings") or []
+    }
+
+
 def model_settings(credit: Mapping, model: str) -> dict:
     """What ``model``'s runs use of the settings a model may change: ``credit``'s own,
-    with ``credit.model_settings.<model>`` over them (e.g. a quick ResNet that needs a
-    larger step, or smaller inputs to fit the CPU budget)."""
-    own = (credit.get("model_settings") or {}).get(model) or {}
+    with the model's entry of ``credit.model_settings`` over them (e.g. a quick ResNet
+    that needs a larger step, or smaller inputs to fit the CPU budget)."""
+    own = own_settings(credit).get(model, {})
     defaults = {
         "epochs": credit["epochs"],
         "learning_rate": credit["learning_rate"],
@@ -66,9 +75,9 @@ def model_settings(credit: Mapping, model: str) -> dict:
 def table_seeds(credit: Mapping) -> dict[str, int]:
     """{model: seeds} of credit_table_rules (``table_rules.seeds`` unless the model's
     settings give ``table_seeds``); reads only ``table_rules`` and ``model_settings``."""
-    table, own = credit["table_rules"], credit.get("model_settings") or {}
+    table, own = credit["table_rules"], own_settings(credit)
     return {
-        model: (own.get(model) or {}).get("table_seeds", table["seeds"])
+        model: own.get(model, {}).get("table_seeds", table["seeds"])
         for model in table["models"]
     }
 
