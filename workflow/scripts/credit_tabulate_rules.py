@@ -1,9 +1,14 @@
 """credit_table_rules: top-1 and top-5 accuracy per learning rule and model, with the
 paper's values and claims beside ours."""
 
-from weightspace.credit.jobs import model_settings, table_seeds
-from weightspace.credit.presets import MNIST_SIDE, MODEL_LABELS, label
-from weightspace.credit.summaries import rules_table, runs_of, table_claims
+from weightspace.credit.jobs import table_seeds
+from weightspace.credit.presets import label
+from weightspace.credit.summaries import (
+    rules_table,
+    runs_of,
+    settings_text,
+    table_claims,
+)
 from weightspace.pipeline.chunks import check_chunks, read_runs
 from weightspace.pipeline.job import script_job
 from weightspace.plotting.tables import render_table
@@ -31,19 +36,9 @@ with script_job(sm) as job:
         "credit_tabulate_rules runs",
     )
     summary = rules_table(runs, table_cfg["models"], table_cfg["rules"])
-
-    def describe(model):
-        own = model_settings(credit, model)
-        side = MNIST_SIDE // own["input_pool"]
-        size = f"{side} x {side} inputs, " if dataset == "mnist_subset" else ""
-        drops = "".join(f", x0.1 from epoch {e:g}" for e in own["lr_drop_epochs"])
-        return (
-            f"{MODEL_LABELS.get(model, model)}: {size}{own['epochs']} epochs, lr "
-            f"{own['learning_rate']:g}{drops}, coefficients: the section 4 defaults "
-            f"x{own['coefficient_scale']:g} unless the coefficients column says "
-            f"otherwise, {seeds[model]} seed(s)"
-        )
-
+    settings = "; ".join(
+        settings_text(credit, m, seeds[m]) for m in table_cfg["models"]
+    )
     with atomic_path(sm.output.csv) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.4g")
     scale = job.config["scale"]
@@ -57,8 +52,8 @@ with script_job(sm) as job:
         summary,
         f"{scale} scale: top-1 / top-5 accuracy (%) on {where}, mean and std over "
         f"the seeds, rules {', '.join(label(v) for v in table_cfg['rules'])}; "
-        f"settings: {'; '.join(describe(m) for m in table_cfg['models'])}; published: the paper's "
-        "ImageNet values where entered (weightspace.credit.presets), its §10 result, and "
+        f"settings: {settings}; published: the paper's ImageNet values where entered "
+        "(weightspace.credit.presets), its §10 result, and "
         "for the MLP the external MNIST reference (Akrout et al.'s code, 784-500-10)",
     )
     with atomic_path(sm.output.html) as tmp:

@@ -37,8 +37,7 @@ def check(config: Mapping) -> list[str]:
             )
     alignment = credit["alignment"]
     settings = own_settings(credit)
-    models = [entry["model"] for entry in credit["model_settings"]]
-    twice = sorted({m for m in models if models.count(m) > 1})
+    twice = _listed_twice([entry["model"] for entry in credit["model_settings"]])
     if twice:
         problems.append(
             f"credit.model_settings lists {twice} more than once; give one entry per "
@@ -48,16 +47,31 @@ def check(config: Mapping) -> list[str]:
         f"credit.alignment.{key}": alignment[key]
         for key in ("coefficients", "rule_schedules")
     }
-    lists.update(
-        {
-            f"credit.model_settings.{m}.coefficients": own["coefficients"]
-            for m, own in settings.items()
-            if "coefficients" in own
-        }
-    )
+    drops = {"credit": credit["lr_drop_epochs"]}
+    for model, own in settings.items():
+        name = f"credit.model_settings.{model}"
+        if "coefficients" in own:
+            lists[f"{name}.coefficients"] = own["coefficients"]
+        if own.get("lr_drop_epochs"):
+            drops[name] = own["lr_drop_epochs"]
+        pool = own.get("input_pool", 1)
+        if pool > 1 and dataset != "mnist_subset":
+            problems.append(
+                f"{name}.input_pool is {pool}, but only the quick MNIST subset can be "
+                f"pooled; remove it for credit.dataset {dataset!r}"
+            )
+        elif pool > 1 and MNIST_SIDE % pool:
+            problems.append(
+                f"{name}.input_pool {pool} does not divide the {MNIST_SIDE} x "
+                f"{MNIST_SIDE} images; use 2, 4, 7 or 14"
+            )
+        if own.get("eval_every_steps") and credit["eval_every_epochs"] is not None:
+            problems.append(
+                f"{name}.eval_every_steps needs credit.eval_every_epochs: null (a model "
+                "changes the step cadence, not the kind of cadence)"
+            )
     for name, entries in lists.items():
-        rules = [entry["rule"] for entry in entries]
-        twice = sorted({r for r in rules if rules.count(r) > 1})
+        twice = _listed_twice([entry["rule"] for entry in entries])
         if twice:
             problems.append(
                 f"{name} lists {twice} more than once; give one entry per rule"
@@ -68,39 +82,11 @@ def check(config: Mapping) -> list[str]:
                     f"{name}: {entry['rule']} has no gamma (only information "
                     "alignment has alpha, beta and gamma)"
                 )
-    drops = {"credit": credit["lr_drop_epochs"]}
-    drops.update(
-        {
-            f"credit.model_settings.{m}": own["lr_drop_epochs"]
-            for m, own in settings.items()
-            if own.get("lr_drop_epochs")
-        }
-    )
     for name, epochs in drops.items():
         if epochs and not credit["constant_lr"]:
             problems.append(
                 f"{name}.lr_drop_epochs goes with constant_lr: true; the schedule of "
                 "constant_lr: false has its own drops (epochs 30, 60, 80)"
-            )
-    for model, own in settings.items():
-        pool = own.get("input_pool", 1)
-        if pool > 1 and dataset != "mnist_subset":
-            problems.append(
-                f"credit.model_settings.{model}.input_pool is {pool}, but only the "
-                "quick MNIST subset can be pooled; remove it for credit.dataset "
-                f"{dataset!r}"
-            )
-        elif pool > 1 and MNIST_SIDE % pool:
-            problems.append(
-                f"credit.model_settings.{model}.input_pool {pool} does not divide the "
-                f"{MNIST_SIDE} x {MNIST_SIDE} images; use 2, 4, 7 or 14"
-            )
-    for model, own in settings.items():
-        if own.get("eval_every_steps") and credit["eval_every_epochs"] is not None:
-            problems.append(
-                f"credit.model_settings.{model}.eval_every_steps needs "
-                "credit.eval_every_epochs: null (a model changes the step cadence, not "
-                "the kind of cadence)"
             )
     if (credit["eval_every_steps"] is None) == (credit["eval_every_epochs"] is None):
         problems.append(
@@ -108,3 +94,7 @@ def check(config: Mapping) -> list[str]:
             "eval_every_epochs (paper: 2), and set the other to null"
         )
     return problems
+
+
+def _listed_twice(values: list) -> list:
+    return sorted({v for v in values if values.count(v) > 1})

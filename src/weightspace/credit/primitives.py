@@ -30,11 +30,6 @@ def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
-def _dot_self(t: torch.Tensor) -> torch.Tensor:
-    flat = t.reshape(-1)
-    return torch.dot(flat, flat)
-
-
 class _SumOfSquares(torch.autograd.Function):
     """Σt² whose backward is the single pass t·(2g). Autograd's ``t.square().sum()``
     takes three passes over t (t¹, ·2, ·g), which over every kernel of a ResNet is a
@@ -43,7 +38,7 @@ class _SumOfSquares(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(t)
-        return _dot_self(t)
+        return inner(t, t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -55,7 +50,7 @@ def sum_of_squares(t: torch.Tensor) -> torch.Tensor:
     """Σt² over all elements (``t.square().sum()`` up to summation order, with a
     cheaper forward and backward)."""
     if not t.requires_grad:
-        return _dot_self(t)
+        return inner(t, t)
     return _SumOfSquares.apply(t)
 
 

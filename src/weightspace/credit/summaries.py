@@ -13,9 +13,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from weightspace.credit.jobs import model_settings
 from weightspace.credit.presets import (
     ALIGNING,
     MNIST_REFERENCE,
+    MNIST_SIDE,
     MODEL_LABELS,
     NON_LOCAL,
     PUBLISHED_RESULT,
@@ -133,6 +135,20 @@ def rules_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def settings_text(credit: Mapping, model: str, seeds: int) -> str:
+    """The settings ``model``'s table runs used, for the table's caption."""
+    own = model_settings(credit, model)
+    side = MNIST_SIDE // own["input_pool"]
+    size = f"{side} x {side} inputs, " if credit["dataset"] == "mnist_subset" else ""
+    drops = "".join(f", x0.1 from epoch {e:g}" for e in own["lr_drop_epochs"])
+    return (
+        f"{MODEL_LABELS.get(model, model)}: {size}{own['epochs']} epochs, lr "
+        f"{own['learning_rate']:g}{drops}, coefficients: the section 4 defaults "
+        f"x{own['coefficient_scale']:g} unless the coefficients column says "
+        f"otherwise, {seeds} seed(s)"
+    )
 
 
 def _top1(summary: pd.DataFrame, model: str) -> dict[str, float]:
